@@ -1,0 +1,56 @@
+"""`kakeya-runtime`: serve a model, or put one into the Hugging Face cache."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from inference_engine.config import DEFAULT_MODEL_ID
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kakeya-runtime", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prewarm = sub.add_parser("prewarm", help="build or download a model into the HF cache")
+    prewarm.add_argument(
+        "--model", default=DEFAULT_MODEL_ID, help="model id (default: %(default)s)"
+    )
+    prewarm.add_argument("--check", action="store_true", help="only verify; exit 1 when missing")
+
+    serve = sub.add_parser("serve", help="serve gRPC and the deprecated HTTP shim")
+    serve.add_argument("--model", default=DEFAULT_MODEL_ID)
+    serve.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+    serve.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
+    serve.add_argument("--grpc-port", type=int, default=50051, help="0 picks a free port")
+    serve.add_argument(
+        "--http-port", type=int, default=8000, help="0 picks a free port; -1 disables"
+    )
+    serve.add_argument(
+        "--token", default=None, help="bearer token (or KAKEYA_TOKEN); off when unset"
+    )
+    serve.add_argument("--max-sessions", type=int, default=64)
+    serve.add_argument("--session-ttl-s", type=float, default=600.0)
+    serve.add_argument("--max-concurrent", type=int, default=4)
+    serve.add_argument("--max-queue", type=int, default=32)
+    serve.add_argument("--queue-timeout-s", type=float, default=30.0)
+    serve.add_argument("--sink", type=int, default=4, help="attention-sink tokens kept forever")
+    serve.add_argument("--window", type=int, default=1020, help="most recent tokens kept")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "prewarm":
+        from inference_engine.models.prewarm import run_prewarm
+
+        return run_prewarm(args.model, check_only=args.check)
+    from inference_engine.server.serve import run_serve
+
+    return run_serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Frozen configuration for the runtime core, built once at the edge (CLI, tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_MODEL_ID = "kakeya/tiny-qwen3"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model to load, on what device, in what dtype (`auto` resolves per DESIGN §2)."""
+
+    model_id: str = DEFAULT_MODEL_ID
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Attention sink (first `sink_tokens`) plus a window of the last `window_tokens`.
+
+    `prefill_chunk_tokens` bounds one prefill forward; chunks are aligned to absolute
+    positions so the decomposition never depends on how the history arrived.
+    """
+
+    sink_tokens: int = 4
+    window_tokens: int = 1020
+    prefill_chunk_tokens: int = 128
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds checked before any model work."""
+
+    max_append_tokens: int = 8192
+    max_generate_tokens: int = 4096
+    max_eos_ids: int = 16
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Session store capacity and idle eviction."""
+
+    max_sessions: int = 64
+    session_ttl_s: float = 600.0
+    sweep_interval_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Concurrent generations across sessions, and the bounded, timed wait queue."""
+
+    max_concurrent: int = 4
+    max_queue: int = 32
+    queue_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    model: ModelConfig = ModelConfig()
+    cache: CacheConfig = CacheConfig()
+    limits: LimitsConfig = LimitsConfig()
+    store: StoreConfig = StoreConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()

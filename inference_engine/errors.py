@@ -1,0 +1,99 @@
+"""The runtime's one error taxonomy; surfaces map it to wire codes at their edge.
+
+    RuntimeFault                  base: every error the core raises on purpose
+    ├── InvalidArgument           bad user input; nothing was changed
+    ├── SessionNotFound           unknown, closed or evicted session
+    ├── ResourceExhausted         store full, wait queue full, wait timed out
+    ├── FailedPrecondition        invariant violation, session busy
+    ├── Unauthenticated           missing or wrong bearer token
+    ├── DeadlineExceeded          the caller's deadline passed
+    ├── Unavailable               shutting down, model not loadable
+    └── ModelNotCached            model missing from the HF cache (names the prewarm command)
+
+The core imports neither grpc nor FastAPI: `inference_engine.server.errors` holds
+the single table from `ErrorCode` to gRPC status and HTTP status.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.Enum):
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+class RuntimeFault(Exception):
+    """Base of every deliberate runtime error. `code` picks the wire status."""
+
+    code: ErrorCode = ErrorCode.UNAVAILABLE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(RuntimeFault):
+    """A request argument is out of bounds; `field` names it."""
+
+    code = ErrorCode.INVALID_ARGUMENT
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class SessionNotFound(RuntimeFault):
+    code = ErrorCode.NOT_FOUND
+
+
+class ResourceExhausted(RuntimeFault):
+    code = ErrorCode.RESOURCE_EXHAUSTED
+
+
+class FailedPrecondition(RuntimeFault):
+    code = ErrorCode.FAILED_PRECONDITION
+
+
+class InvariantViolation(FailedPrecondition):
+    """A KV-cache invariant broke; `kind` is the metric label (inv1, inv2)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"cache invariant {kind} violated: {message}")
+        self.kind = kind
+
+
+class Unauthenticated(RuntimeFault):
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class DeadlineExceeded(RuntimeFault):
+    code = ErrorCode.DEADLINE_EXCEEDED
+
+
+class Unavailable(RuntimeFault):
+    code = ErrorCode.UNAVAILABLE
+
+
+class ModelNotCached(Unavailable):
+    """The model is not in the Hugging Face cache and may not be downloaded."""
+
+    def __init__(self, model_id: str, detail: str = "") -> None:
+        command = prewarm_command(model_id)
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"model {model_id!r} is not in the Hugging Face cache{extra}; run: {command}"
+        )
+        self.model_id = model_id
+        self.command = command
+
+
+def prewarm_command(model_id: str) -> str:
+    """The exact command that puts `model_id` into the cache."""
+    return f"kakeya-runtime prewarm --model {model_id}"

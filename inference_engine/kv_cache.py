@@ -1,0 +1,240 @@
+"""A per-session KV cache bounded by an attention sink plus a window, over absolute positions.
+
+Keys and values live in per-layer slot buffers `[1, kv_heads, capacity, head_dim]`. Every
+slot remembers the absolute position of the token it holds (or -1 when free); attention
+goes through a 4-D boolean mask built from those positions, so a query at position q sees
+exactly the sink `k < S` plus the window `q - W < k <= q`, however the history was chunked.
+After each forward, positions no future query can see are freed and their slots reused:
+the cache then holds at most `S + W - 1` live positions, and its buffers never grow past
+`S + W - 1 + prefill_chunk` slots.
+
+Invariants, checked after every mutation:
+- INV-1: every layer was written by every forward, all layers share one capacity, and the
+  live slot count equals the count implied by the positions forwarded so far.
+- INV-2: positions never go backwards: each forward starts where the last ended, and the
+  live positions are unique with the newest one last forwarded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers.cache_utils import Cache, CacheLayerMixin
+
+from inference_engine.errors import InvariantViolation
+
+_MIN_CAPACITY = 64
+
+
+@dataclass(frozen=True)
+class CacheShape:
+    """What one layer stores per token; fixed by the model config and dtype."""
+
+    num_layers: int
+    kv_heads: int
+    head_dim: int
+    dtype: torch.dtype
+    device: torch.device
+
+    @property
+    def bytes_per_token(self) -> int:
+        element = torch.empty((), dtype=self.dtype).element_size()
+        return self.num_layers * 2 * self.kv_heads * self.head_dim * element
+
+    @classmethod
+    def of(cls, model: torch.nn.Module) -> CacheShape:
+        config = model.config
+        head_dim = (
+            getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        )
+        param = next(model.parameters())
+        return cls(
+            num_layers=config.num_hidden_layers,
+            kv_heads=config.num_key_value_heads,
+            head_dim=head_dim,
+            dtype=param.dtype,
+            device=param.device,
+        )
+
+
+class SlotLayer(CacheLayerMixin):
+    """One layer's slot buffers; the owning cache decides which slots a forward writes."""
+
+    is_compileable = False
+    is_sliding = False
+
+    def __init__(self, owner: SinkWindowCache) -> None:
+        super().__init__()
+        self.owner = owner
+        self.writes = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        self.keys, self.values = self.owner.allocate_buffers()
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        slots = self.owner.write_slots  # [n]
+        self.keys.index_copy_(2, slots, key_states)  # keys: [1, H, capacity, D]
+        self.values.index_copy_(2, slots, value_states)
+        self.writes += 1
+        used = self.owner.used_slots
+        return self.keys[:, :, :used], self.values[:, :, :used]
+
+    def grow(self, capacity: int) -> None:
+        if not self.is_initialized:
+            return
+        self.keys = _grown(self.keys, capacity)
+        self.values = _grown(self.values, capacity)
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.owner.used_slots, 0
+
+    def get_seq_length(self) -> int:
+        return self.owner.cached_tokens
+
+    def get_max_length(self) -> int:
+        return self.owner.max_capacity
+
+
+def _grown(buffer: torch.Tensor, capacity: int) -> torch.Tensor:
+    bigger = buffer.new_zeros((*buffer.shape[:2], capacity, buffer.shape[3]))
+    bigger[:, :, : buffer.shape[2]] = buffer
+    return bigger
+
+
+class SinkWindowCache(Cache):
+    """Sink + window KV cache for one session, driven by `begin_forward` / `end_forward`."""
+
+    def __init__(self, shape: CacheShape, sink: int, window: int, max_chunk: int) -> None:
+        super().__init__(layers=[SlotLayer(self) for _ in range(shape.num_layers)])
+        self.shape = shape
+        self.sink = sink
+        self.window = window
+        self.max_capacity = sink + window - 1 + max_chunk
+        self.capacity = min(_MIN_CAPACITY, self.max_capacity)
+        self.slot_positions: list[int] = []  # absolute position per slot, -1 when free
+        self.free_slots: list[int] = []
+        self.next_position = 0  # positions forwarded so far
+        self.forwards = 0
+        self.write_slots = torch.empty(0, dtype=torch.long, device=shape.device)
+
+    # -- sizes ---------------------------------------------------------------
+    @property
+    def used_slots(self) -> int:
+        return len(self.slot_positions)
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.used_slots - len(self.free_slots)
+
+    @property
+    def dropped_tokens(self) -> int:
+        return self.next_position - self.cached_tokens
+
+    @property
+    def live_bytes(self) -> int:
+        return self.cached_tokens * self.shape.bytes_per_token
+
+    @property
+    def bound_bytes(self) -> int:
+        """The most live bytes this cache ever holds: S + W - 1 positions."""
+        return (self.sink + self.window - 1) * self.shape.bytes_per_token
+
+    def allocate_buffers(self) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.shape
+        size = (1, s.kv_heads, self.capacity, s.head_dim)
+        return (
+            torch.zeros(size, dtype=s.dtype, device=s.device),
+            torch.zeros(size, dtype=s.dtype, device=s.device),
+        )
+
+    # -- one forward -----------------------------------------------------------
+    def begin_forward(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Claim slots for the next `count` positions; return position ids and the mask.
+
+        Returns:
+            `position_ids` `[1, count]` and a boolean attention mask `[1, 1, count, used]`.
+        """
+        positions = list(range(self.next_position, self.next_position + count))
+        slots = self._claim_slots(count)
+        for slot, position in zip(slots, positions, strict=True):
+            self.slot_positions[slot] = position
+        device = self.shape.device
+        self.write_slots = torch.tensor(slots, dtype=torch.long, device=device)
+        query = torch.tensor(positions, dtype=torch.long, device=device)
+        return query.unsqueeze(0), self._mask(query)
+
+    def end_forward(self, count: int) -> None:
+        """Record a finished forward, free what no future query sees, check the invariants."""
+        self.next_position += count
+        self.forwards += 1
+        horizon = self.next_position - self.window + 1  # first window position still visible
+        for slot, position in enumerate(self.slot_positions):
+            if self.sink <= position < horizon:
+                self.slot_positions[slot] = -1
+                self.free_slots.append(slot)
+        self.free_slots.sort()
+        self.check_invariants()
+
+    def _claim_slots(self, count: int) -> list[int]:
+        reused, self.free_slots = self.free_slots[:count], self.free_slots[count:]
+        fresh = count - len(reused)
+        start = self.used_slots
+        self._ensure_capacity(start + fresh)
+        self.slot_positions.extend([-1] * fresh)
+        return reused + list(range(start, start + fresh))
+
+    def _ensure_capacity(self, needed: int) -> None:
+        if needed <= self.capacity:
+            return
+        if needed > self.max_capacity:
+            raise ValueError(f"forward of {needed} slots exceeds capacity {self.max_capacity}")
+        capacity = self.capacity
+        while capacity < needed:
+            capacity = min(capacity * 2, self.max_capacity)
+        self.capacity = capacity
+        for layer in self.layers:
+            layer.grow(capacity)
+
+    def _mask(self, query: torch.Tensor) -> torch.Tensor:
+        keys = torch.tensor(self.slot_positions, dtype=torch.long, device=query.device)
+        q = query[:, None]  # [n, 1]
+        k = keys[None, :]  # [1, used]
+        visible = (k >= 0) & (k <= q) & ((k < self.sink) | (k > q - self.window))
+        return visible[None, None]  # [1, 1, n, used]
+
+    # -- invariants -----------------------------------------------------------
+    def check_invariants(self) -> None:
+        """Raise InvariantViolation when INV-1 or INV-2 does not hold."""
+        self._check_inv1()
+        self._check_inv2()
+
+    def _check_inv1(self) -> None:
+        live = sum(1 for p in self.slot_positions if p >= 0)
+        n = self.next_position
+        expected = min(self.sink, n) + max(0, n - max(self.sink, n - self.window + 1))
+        if live != expected or live != self.cached_tokens:
+            raise InvariantViolation("inv1", f"{live} live slots, expected {expected}")
+        for index, layer in enumerate(self.layers):
+            if layer.writes != self.forwards:
+                raise InvariantViolation(
+                    "inv1", f"layer {index} saw {layer.writes} of {self.forwards} forwards"
+                )
+            lengths = {layer.keys.shape[2], layer.values.shape[2], self.capacity}
+            if len(lengths) != 1:
+                raise InvariantViolation("inv1", f"layer {index} K/V lengths {sorted(lengths)}")
+
+    def _check_inv2(self) -> None:
+        live = sorted(p for p in self.slot_positions if p >= 0)
+        if len(set(live)) != len(live):
+            raise InvariantViolation("inv2", "a position is cached twice")
+        if live and live[-1] != self.next_position - 1:
+            raise InvariantViolation(
+                "inv2", f"newest cached position {live[-1]} != {self.next_position - 1}"
+            )

@@ -1,0 +1,1 @@
+"""Sessions: the store, the per-session coordinator and the token generator."""
