@@ -118,17 +118,15 @@ class SinkWindowCache(Cache):
         self.window = window
         self.max_capacity = sink + window - 1 + max_chunk
         self.capacity = min(_MIN_CAPACITY, self.max_capacity)
-        self.slot_positions: list[int] = []  # absolute position per slot, -1 when free
+        # absolute position per slot (-1: free), on the CPU: bookkeeping stays off the device
+        self.slot_positions = torch.full((self.max_capacity,), -1, dtype=torch.long)
+        self.used_slots = 0  # slots [0, used_slots) have been handed out at least once
         self.free_slots: list[int] = []
         self.next_position = 0  # positions forwarded so far
         self.forwards = 0
         self.write_slots = torch.empty(0, dtype=torch.long, device=shape.device)
 
     # -- sizes ---------------------------------------------------------------
-    @property
-    def used_slots(self) -> int:
-        return len(self.slot_positions)
-
     @property
     def cached_tokens(self) -> int:
         return self.used_slots - len(self.free_slots)
@@ -161,13 +159,13 @@ class SinkWindowCache(Cache):
         Returns:
             `position_ids` `[1, count]` and a boolean attention mask `[1, 1, count, used]`.
         """
-        positions = list(range(self.next_position, self.next_position + count))
-        slots = self._claim_slots(count)
-        for slot, position in zip(slots, positions, strict=True):
-            self.slot_positions[slot] = position
+        start = self.next_position
+        slots = torch.tensor(self._claim_slots(count), dtype=torch.long)
+        positions = torch.arange(start, start + count, dtype=torch.long)
+        self.slot_positions[slots] = positions
         device = self.shape.device
-        self.write_slots = torch.tensor(slots, dtype=torch.long, device=device)
-        query = torch.tensor(positions, dtype=torch.long, device=device)
+        self.write_slots = slots.to(device)
+        query = positions.to(device)
         return query.unsqueeze(0), self._mask(query)
 
     def end_forward(self, count: int) -> None:
@@ -175,11 +173,11 @@ class SinkWindowCache(Cache):
         self.next_position += count
         self.forwards += 1
         horizon = self.next_position - self.window + 1  # first window position still visible
-        for slot, position in enumerate(self.slot_positions):
-            if self.sink <= position < horizon:
-                self.slot_positions[slot] = -1
-                self.free_slots.append(slot)
-        self.free_slots.sort()
+        used = self.slot_positions[: self.used_slots]
+        leaving = ((used >= self.sink) & (used < horizon)).nonzero().flatten()
+        if leaving.numel():
+            used[leaving] = -1
+            self.free_slots = sorted(self.free_slots + leaving.tolist())
         self.check_invariants()
 
     def _claim_slots(self, count: int) -> list[int]:
@@ -187,7 +185,7 @@ class SinkWindowCache(Cache):
         fresh = count - len(reused)
         start = self.used_slots
         self._ensure_capacity(start + fresh)
-        self.slot_positions.extend([-1] * fresh)
+        self.used_slots += fresh
         return reused + list(range(start, start + fresh))
 
     def _ensure_capacity(self, needed: int) -> None:
@@ -203,7 +201,7 @@ class SinkWindowCache(Cache):
             layer.grow(capacity)
 
     def _mask(self, query: torch.Tensor) -> torch.Tensor:
-        keys = torch.tensor(self.slot_positions, dtype=torch.long, device=query.device)
+        keys = self.slot_positions[: self.used_slots].to(query.device)
         q = query[:, None]  # [n, 1]
         k = keys[None, :]  # [1, used]
         visible = (k >= 0) & (k <= q) & ((k < self.sink) | (k > q - self.window))
@@ -215,8 +213,12 @@ class SinkWindowCache(Cache):
         self._check_inv1()
         self._check_inv2()
 
+    def _live_positions(self) -> torch.Tensor:
+        used = self.slot_positions[: self.used_slots]
+        return used[used >= 0]
+
     def _check_inv1(self) -> None:
-        live = sum(1 for p in self.slot_positions if p >= 0)
+        live = int(self._live_positions().numel())
         n = self.next_position
         expected = min(self.sink, n) + max(0, n - max(self.sink, n - self.window + 1))
         if live != expected or live != self.cached_tokens:
@@ -231,10 +233,13 @@ class SinkWindowCache(Cache):
                 raise InvariantViolation("inv1", f"layer {index} K/V lengths {sorted(lengths)}")
 
     def _check_inv2(self) -> None:
-        live = sorted(p for p in self.slot_positions if p >= 0)
-        if len(set(live)) != len(live):
+        live = self._live_positions()
+        if live.numel() == 0:
+            return
+        if torch.unique(live).numel() != live.numel():
             raise InvariantViolation("inv2", "a position is cached twice")
-        if live and live[-1] != self.next_position - 1:
+        newest = int(live.max())
+        if newest != self.next_position - 1:
             raise InvariantViolation(
-                "inv2", f"newest cached position {live[-1]} != {self.next_position - 1}"
+                "inv2", f"newest cached position {newest} != {self.next_position - 1}"
             )
