@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Reuse a virtual environment keyed by the dependency files, and install the project into it.
+#
+# The self-hosted Mac runner keeps one venv per hash of (pyproject.toml, Python version)
+# under $KAKEYA_VENV_ROOT, so a run only downloads dependencies when they changed; the
+# project itself is reinstalled (no deps) on every run. A venv whose first install did
+# not finish has no .kakeya-complete stamp and is rebuilt. Older venvs beyond
+# $KAKEYA_VENV_KEEP are pruned.
+#
+# Usage: scripts/ci_venv.sh [--dry-run]
+# Env:   KAKEYA_VENV_ROOT (default ~/kakeya-venvs), PYTHON (default python3),
+#        KAKEYA_EXTRAS (default evidence,test), KAKEYA_VENV_KEEP (default 3),
+#        KAKEYA_PROJECT_DIR (default: this script's repository).
+# Prints the venv path as its last line; on GitHub it also puts the venv's bin/ on
+# GITHUB_PATH and VIRTUAL_ENV into GITHUB_ENV for the steps that follow.
+set -euo pipefail
+
+dry_run=0
+if [ "${1:-}" = "--dry-run" ]; then dry_run=1; elif [ -n "${1:-}" ]; then
+  echo "usage: $0 [--dry-run]" >&2; exit 2
+fi
+project_dir="${KAKEYA_PROJECT_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
+python_bin="${PYTHON:-python3}"
+root="${KAKEYA_VENV_ROOT:-$HOME/kakeya-venvs}"
+extras="${KAKEYA_EXTRAS:-evidence,test}"
+keep="${KAKEYA_VENV_KEEP:-3}"
+
+key="$("$python_bin" - "$project_dir" <<'PY'
+import hashlib, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+digest = hashlib.sha256(f"py{sys.version_info[0]}.{sys.version_info[1]}".encode())
+files = [root / "pyproject.toml", *sorted(root.glob("requirements*.txt"))]
+for path in files:
+    if path.is_file():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+print(digest.hexdigest()[:16])
+PY
+)"
+venv="$root/$key"
+
+run() {
+  echo "+ $*" >&2
+  if [ "$dry_run" -eq 0 ]; then "$@"; fi
+}
+
+if [ ! -f "$venv/.kakeya-complete" ]; then
+  run rm -rf "$venv"
+  run mkdir -p "$root"
+  run "$python_bin" -m venv "$venv"
+  run "$venv/bin/python" -m pip install --quiet --upgrade pip
+  run "$venv/bin/python" -m pip install --quiet "$project_dir[$extras]"
+  run touch "$venv/.kakeya-complete"
+else
+  echo "reusing $venv" >&2
+fi
+run "$venv/bin/python" -m pip install --quiet --no-deps --force-reinstall "$project_dir"
+run touch "$venv"
+
+# Prune: keep the newest $keep venvs (this one was just touched, so it survives).
+if [ -d "$root" ]; then
+  # shellcheck disable=SC2012  # names are our own hex keys, ls -t is safe here
+  ls -1t "$root" | tail -n +"$((keep + 1))" | while read -r old; do
+    run rm -rf "${root:?}/$old"
+  done
+fi
+
+if [ "$dry_run" -eq 0 ] && [ -n "${GITHUB_PATH:-}" ]; then
+  echo "$venv/bin" >> "$GITHUB_PATH"
+  echo "VIRTUAL_ENV=$venv" >> "$GITHUB_ENV"
+fi
+echo "$venv"
