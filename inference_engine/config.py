@@ -27,6 +27,7 @@ class CacheConfig:
     sink_tokens: int = 4
     window_tokens: int = 1020
     prefill_chunk_tokens: int = 128
+    cuda_graphs: bool = True  # on CUDA, decode by graph replay over a full-width cache
 
 
 @dataclass(frozen=True)

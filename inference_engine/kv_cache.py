@@ -83,6 +83,8 @@ class SlotLayer(CacheLayerMixin):
         self.keys.index_copy_(2, slots, key_states)  # keys: [1, H, capacity, D]
         self.values.index_copy_(2, slots, value_states)
         self.writes += 1
+        if self.owner.full_width:  # static shapes for CUDA graph replay; free slots are masked
+            return self.keys, self.values
         used = self.owner.used_slots
         return self.keys[:, :, :used], self.values[:, :, :used]
 
@@ -111,13 +113,18 @@ def _grown(buffer: torch.Tensor, capacity: int) -> torch.Tensor:
 class SinkWindowCache(Cache):
     """Sink + window KV cache for one session, driven by `begin_forward` / `end_forward`."""
 
-    def __init__(self, shape: CacheShape, sink: int, window: int, max_chunk: int) -> None:
+    def __init__(
+        self, shape: CacheShape, sink: int, window: int, max_chunk: int, full_width: bool = False
+    ) -> None:
+        """`full_width` allocates every slot up front and always attends over all of them,
+        so a decode step has fixed shapes and addresses (what CUDA graph replay needs)."""
         super().__init__(layers=[SlotLayer(self) for _ in range(shape.num_layers)])
         self.shape = shape
         self.sink = sink
         self.window = window
+        self.full_width = full_width
         self.max_capacity = sink + window - 1 + max_chunk
-        self.capacity = min(_MIN_CAPACITY, self.max_capacity)
+        self.capacity = self.max_capacity if full_width else min(_MIN_CAPACITY, self.max_capacity)
         # absolute position per slot (-1: free), on the CPU: bookkeeping stays off the device
         self.slot_positions = torch.full((self.max_capacity,), -1, dtype=torch.long)
         self.used_slots = 0  # slots [0, used_slots) have been handed out at least once
@@ -159,14 +166,18 @@ class SinkWindowCache(Cache):
         Returns:
             `position_ids` `[1, count]` and a boolean attention mask `[1, 1, count, used]`.
         """
+        slots, positions = self.claim(count)
+        device = self.shape.device
+        self.write_slots = slots.to(device)
+        return positions.to(device).unsqueeze(0), self.mask_for(positions).to(device)
+
+    def claim(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Give the next `count` positions slots; return both (CPU tensors)."""
         start = self.next_position
         slots = torch.tensor(self._claim_slots(count), dtype=torch.long)
         positions = torch.arange(start, start + count, dtype=torch.long)
         self.slot_positions[slots] = positions
-        device = self.shape.device
-        self.write_slots = slots.to(device)
-        query = positions.to(device)
-        return query.unsqueeze(0), self._mask(query)
+        return slots, positions
 
     def end_forward(self, count: int) -> None:
         """Record a finished forward, free what no future query sees, check the invariants."""
@@ -200,8 +211,10 @@ class SinkWindowCache(Cache):
         for layer in self.layers:
             layer.grow(capacity)
 
-    def _mask(self, query: torch.Tensor) -> torch.Tensor:
-        keys = self.slot_positions[: self.used_slots].to(query.device)
+    def mask_for(self, query: torch.Tensor) -> torch.Tensor:
+        """Which slots each query position sees: `[1, 1, n, slots]` booleans, on the CPU."""
+        width = self.capacity if self.full_width else self.used_slots
+        keys = self.slot_positions[:width]
         q = query[:, None]  # [n, 1]
         k = keys[None, :]  # [1, used]
         visible = (k >= 0) & (k <= q) & ((k < self.sink) | (k > q - self.window))

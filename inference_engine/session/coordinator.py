@@ -21,6 +21,7 @@ from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.scheduler.scheduler import Scheduler, Slot
 from inference_engine.server.metrics import RuntimeMetrics
 from inference_engine.session import generator as gen
+from inference_engine.session.cuda_graph import GraphDecoder, graphs_available
 from inference_engine.session.events import (
     DoneEvent,
     Event,
@@ -39,6 +40,7 @@ class ModelState:
     """What a session keeps on the model side between calls."""
 
     cache: SinkWindowCache
+    graph: GraphDecoder | None = None  # CUDA only: the captured decode step
     last_logits: torch.Tensor | None = None  # logits after the newest forwarded position
     cancel: threading.Event | None = None  # the running generate's, so close can stop it
     invariant_checks: int = 0
@@ -59,6 +61,7 @@ class Coordinator:
         self.config = config
         self.metrics = metrics
         self.shape = CacheShape.of(model)
+        self.graphs = config.cache.cuda_graphs and graphs_available(self.shape.device)
         self.store = SessionStore(config.store, on_end=self._on_session_end)
         self.scheduler = Scheduler(config.scheduler)
 
@@ -66,7 +69,9 @@ class Coordinator:
     def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
         eos = check_session_args(eos_token_ids, label, self.vocab_size, self.config.limits)
         c = self.config.cache
-        cache = SinkWindowCache(self.shape, c.sink_tokens, c.window_tokens, c.prefill_chunk_tokens)
+        cache = SinkWindowCache(
+            self.shape, c.sink_tokens, c.window_tokens, c.prefill_chunk_tokens, self.graphs
+        )
         session = self.store.create(label, eos, ModelState(cache))
         self.metrics.session_total.labels(outcome="created").inc()
         self._refresh_gauges()
@@ -203,7 +208,11 @@ class Coordinator:
 
     def _decode(self, state: ModelState, token: int) -> torch.Tensor:
         with torch.inference_mode():
-            state.last_logits = gen.decode_one_token(self.model, state.cache, token)
+            if self.graphs:
+                state.graph = state.graph or GraphDecoder(self.model, state.cache)
+                state.last_logits = state.graph.step(token)
+            else:
+                state.last_logits = gen.decode_one_token(self.model, state.cache, token)
         state.invariant_checks += 1
         return state.last_logits
 
