@@ -1,0 +1,1 @@
+"""Serving surfaces: the engine facade, gRPC RuntimeService, the deprecated HTTP shim, `serve`."""

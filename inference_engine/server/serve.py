@@ -1,0 +1,266 @@
+"""`kakeya-runtime serve`: gRPC and the HTTP shim on one asyncio loop, clean signal shutdown.
+
+Also `BackgroundServer`, the same servers on a private loop in a thread, for tests and
+notebooks that drive the runtime from synchronous code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import uvicorn
+
+from inference_engine.config import (
+    CacheConfig,
+    ModelConfig,
+    RuntimeConfig,
+    SchedulerConfig,
+    StoreConfig,
+)
+from inference_engine.errors import RuntimeFault
+from inference_engine.server.app import create_app
+from inference_engine.server.config import ServerConfig, resolve_token
+from inference_engine.server.grpc_app import build_grpc_server, set_serving
+
+log = logging.getLogger(__name__)
+STARTUP_TIMEOUT_S = 30.0
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve` owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+@dataclass
+class RunningServers:
+    """Started servers and their bound ports."""
+
+    host: str
+    grpc_server: grpc.aio.Server
+    grpc_port: int
+    http_server: _Uvicorn | None = None
+    http_task: asyncio.Task[None] | None = None
+    http_port: int | None = None
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str | None:
+        return None if self.http_port is None else f"http://{self.host}:{self.http_port}"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket (port 0 picks a free one)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def start_servers(engine: Any, config: ServerConfig) -> RunningServers:
+    """Starts gRPC (always) and the HTTP shim (unless `http_port` is -1).
+
+    Raises:
+        RuntimeError: a port could not be bound or uvicorn failed to start.
+    """
+    grpc_server, grpc_port = build_grpc_server(engine, config)
+    await grpc_server.start()
+    await set_serving(grpc_server, True)
+    servers = RunningServers(config.host, grpc_server, grpc_port)
+    if config.http_port >= 0:
+        await _start_http(servers, engine, config)
+    return servers
+
+
+async def _start_http(servers: RunningServers, engine: Any, config: ServerConfig) -> None:
+    sock = bind_socket(config.host, config.http_port)
+    uv_config = uvicorn.Config(
+        create_app(engine, config),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=max(1, int(config.shutdown_grace_s)),
+    )
+    server = _Uvicorn(uv_config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_S
+    while not server.started:  # uvicorn exposes no startup event
+        if task.done() or asyncio.get_running_loop().time() > deadline:
+            sock.close()
+            raise RuntimeError(f"HTTP shim failed to start on {config.host}:{config.http_port}")
+        await asyncio.sleep(0.01)
+    servers.http_server, servers.http_task = server, task
+    servers.http_port = sock.getsockname()[1]
+
+
+async def stop_servers(
+    servers: RunningServers, engine: Any, grace_s: float, shutdown_engine: bool = True
+) -> None:
+    """Stops accepting work; in-flight streams end with a clear status.
+
+    With `shutdown_engine`, the engine ends running generations with CANCELLED first, so
+    each open stream sends its done event (gRPC) or error chunk and `[DONE]` (SSE).
+    """
+    await set_serving(servers.grpc_server, False)
+    if shutdown_engine:
+        await asyncio.to_thread(engine.shutdown)
+    if servers.http_server is not None and servers.http_task is not None:
+        servers.http_server.should_exit = True
+        await servers.http_task
+    await servers.grpc_server.stop(grace_s)
+
+
+# --- background (thread) ------------------------------------------------------------------
+
+
+class BackgroundServer:
+    """The servers on their own event loop in a daemon thread; always `stop()` it.
+
+    Used as `with BackgroundServer(engine, config) as server: Client(server.grpc_address)`.
+    """
+
+    def __init__(self, engine: Any, config: ServerConfig, shutdown_engine: bool = False) -> None:
+        self._engine = engine
+        self._config = config
+        self._shutdown_engine = shutdown_engine
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="kakeya-server", daemon=True)
+        self.servers: RunningServers | None = None
+
+    @property
+    def grpc_address(self) -> str:
+        assert self.servers is not None, "server not started"
+        return self.servers.grpc_address
+
+    @property
+    def http_url(self) -> str:
+        assert self.servers is not None and self.servers.http_url, "HTTP shim not started"
+        return self.servers.http_url
+
+    def start(self) -> BackgroundServer:
+        """Starts the thread and waits until both servers accept connections.
+
+        Raises:
+            RuntimeError: the servers failed to start.
+        """
+        self._thread.start()
+        if not self._ready.wait(STARTUP_TIMEOUT_S) or self._error is not None:
+            raise RuntimeError("background server failed to start") from self._error
+        return self
+
+    def stop(self) -> None:
+        """Stops the servers (grace per config) and joins the thread. Idempotent."""
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread.is_alive():
+            self._thread.join(self._config.shutdown_grace_s + STARTUP_TIMEOUT_S)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:  # reported to start(); the thread must not die silently
+            self._error = error
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.servers = await start_servers(self._engine, self._config)
+        self._ready.set()
+        await self._stop.wait()
+        await stop_servers(
+            self.servers, self._engine, self._config.shutdown_grace_s, self._shutdown_engine
+        )
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
+    """The core's configuration from `serve` flags."""
+    return RuntimeConfig(
+        model=ModelConfig(model_id=args.model, device=args.device, dtype=args.dtype),
+        cache=CacheConfig(sink_tokens=args.sink, window_tokens=args.window),
+        store=StoreConfig(max_sessions=args.max_sessions, session_ttl_s=args.session_ttl_s),
+        scheduler=SchedulerConfig(
+            max_concurrent=args.max_concurrent,
+            max_queue=args.max_queue,
+            queue_timeout_s=args.queue_timeout_s,
+        ),
+    )
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The surfaces' configuration from `serve` flags (token: flag, else KAKEYA_TOKEN)."""
+    return ServerConfig(
+        host=args.host,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        token=resolve_token(args.token),
+    )
+
+
+async def serve_until_signal(engine: Any, config: ServerConfig) -> int:
+    """Serves until SIGINT or SIGTERM, then shuts down cleanly; returns the exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    servers = await start_servers(engine, config)
+    print(f"grpc listening on {servers.grpc_address}", flush=True)
+    if servers.http_url is not None:
+        print(f"http listening on {servers.http_url}", flush=True)
+    auth = "on" if config.auth_enabled else "off"
+    print(f"model {engine.model_id} on {engine.device} ({engine.dtype}); auth {auth}", flush=True)
+    await stop.wait()
+    print("shutting down", flush=True)
+    await stop_servers(servers, engine, config.shutdown_grace_s)
+    print("stopped", flush=True)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Entry point of `kakeya-runtime serve`: 0 after a clean shutdown, 2 when it cannot start."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        from inference_engine.server.engine import Engine
+
+        engine = Engine.start(runtime_config(args))
+    except RuntimeFault as fault:
+        print(f"error: {fault.message}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        return asyncio.run(serve_until_signal(engine, server_config(args)))
+    except (OSError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        engine.shutdown()

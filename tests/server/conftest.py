@@ -1,0 +1,96 @@
+"""Unit-test fixtures for the serving surfaces: the project's real tokenizer, a scripted engine."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from inference_engine.errors import RuntimeFault, SessionNotFound
+from inference_engine.session.events import (
+    DoneEvent,
+    Event,
+    GenerationParams,
+    SessionInfo,
+    StopReason,
+    TokenEvent,
+)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The embedded model's byte-level BPE tokenizer, built in-process (no HF cache)."""
+    from inference_engine.models.tokenizer import build_tokenizer
+
+    return build_tokenizer()
+
+
+@dataclass
+class _Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+
+class ScriptedEngine:
+    """A stand-in engine for unit tests of one surface module: it plays back `tokens`."""
+
+    model_id = "kakeya/scripted"
+    device = "cpu"
+    dtype = "float32"
+    vocab_size = 4096
+
+    def __init__(self, tokenizer, tokens: Sequence[int] = (), stop=StopReason.MAX_TOKENS) -> None:
+        self.tokenizer = tokenizer
+        self.metrics = _Metrics()
+        self.tokens = list(tokens)
+        self.stop = stop
+        self.fault: RuntimeFault | None = None
+        self.sessions: dict[str, list[int]] = {}
+        self.closed: list[str] = []
+        self.params: list[GenerationParams] = []
+        self._ids = itertools.count()
+
+    def _info(self, session_id: str) -> SessionInfo:
+        history = self.sessions.get(session_id)
+        if history is None:
+            raise SessionNotFound(f"session {session_id} not found")
+        return SessionInfo(
+            session_id, "", (), len(history), len(history), 0, 0, 0, 0.0, 0, 0, False
+        )
+
+    def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
+        session_id = f"s{next(self._ids)}"
+        self.sessions[session_id] = []
+        return replace(self._info(session_id), label=label, eos_token_ids=tuple(eos_token_ids))
+
+    def append(self, session_id: str, token_ids: Sequence[int]) -> int:
+        self._info(session_id)
+        self.sessions[session_id].extend(token_ids)
+        return len(self.sessions[session_id])
+
+    def info(self, session_id: str) -> SessionInfo:
+        return self._info(session_id)
+
+    def close(self, session_id: str) -> None:
+        self._info(session_id)
+        del self.sessions[session_id]
+        self.closed.append(session_id)
+
+    async def agenerate(self, session_id: str, params: GenerationParams) -> AsyncIterator[Event]:
+        self.params.append(params)
+        if self.fault is not None:
+            raise self.fault
+        self._info(session_id)
+        emitted = self.tokens[: params.max_tokens]
+        for index, token_id in enumerate(emitted):
+            yield TokenEvent(token_id, index)
+        yield DoneEvent(self.stop, len(emitted), 3, 0.01, 0.02, 3 + len(emitted))
+
+
+@pytest.fixture
+def scripted_engine(tokenizer) -> ScriptedEngine:
+    return ScriptedEngine(
+        tokenizer, tokenizer.encode("héllo wörld 😀 ok", add_special_tokens=False)
+    )
