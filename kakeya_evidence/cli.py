@@ -1,0 +1,170 @@
+"""``kakeya-evidence``: run the whole evidence pipeline or one stage.
+
+Exit codes: 0 all tests passed, 1 tests failed, 2 a stage could not run (or bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kakeya_evidence.errors import EvidenceError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand (including other modules')."""
+    from kakeya_evidence import github
+
+    parser = argparse.ArgumentParser(prog="kakeya-evidence", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run all four notebooks and write the report")
+    _add_model_args(run)
+    _add_suite_args(run)
+    run.add_argument("--baseline", default="", help="baseline evidence.json to compare with")
+    run.add_argument("--bench", default="", help="bench.json (default: DIR/bench.json if present)")
+    run.add_argument("--no-prewarm", action="store_true", help="fail on a cache miss")
+    run.add_argument("--no-load-time", action="store_true", help="skip timing from_pretrained")
+    run.set_defaults(func=_run)
+    host = sub.add_parser("host-check", help="collect host facts into DIR/stages")
+    host.add_argument("--output", default="evidence", help="evidence directory")
+    host.set_defaults(func=_host_check)
+    prewarm = sub.add_parser("prewarm", help="check (and fill) the model cache")
+    prewarm.add_argument("--model", default="kakeya/tiny-qwen3")
+    prewarm.add_argument("--output", default="evidence", help="evidence directory")
+    prewarm.add_argument("--no-prewarm", action="store_true", help="only check")
+    prewarm.set_defaults(func=_prewarm)
+    suite = sub.add_parser("suite", help="run the integration suite in a subprocess")
+    _add_model_args(suite)
+    _add_suite_args(suite)
+    suite.set_defaults(func=_suite)
+    report = sub.add_parser("report", help="build report.html, evidence.json, summary.md")
+    report.add_argument("--output", default="evidence", help="evidence directory")
+    report.add_argument("--baseline", default="")
+    report.add_argument("--bench", default="")
+    report.set_defaults(func=_report)
+    github.register(sub)
+    # bench.register(sub)  # kakeya_evidence.bench registers `bench` here once it exists.
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run the chosen command; return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EvidenceError as exc:
+        print(f"kakeya-evidence: error: {exc.reason}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="kakeya/tiny-qwen3", help="model id")
+    parser.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+    parser.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16")
+    parser.add_argument("--output", default="evidence", help="evidence directory")
+
+
+def _add_suite_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tests", default="tests/integration", help="test path or node id")
+    parser.add_argument("--pytest-args", default="", help="extra pytest arguments (one string)")
+    parser.add_argument("--test-timeout", type=_seconds, default=300.0, help="per test, seconds")
+    parser.add_argument("--stage-timeout", type=_seconds, default=3600.0, help="per stage, s")
+    parser.add_argument("--rerun-failures", type=int, default=0, help="re-runs of failed tests")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from exc
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kakeya_evidence.runner import RunConfig, run_pipeline
+
+    config = RunConfig(
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        output=args.output,
+        tests=args.tests,
+        pytest_args=args.pytest_args,
+        test_timeout_s=args.test_timeout,
+        stage_timeout_s=args.stage_timeout,
+        baseline=args.baseline,
+        bench=args.bench,
+        rerun_failures=args.rerun_failures,
+        prewarm=not args.no_prewarm,
+        measure_load=not args.no_load_time,
+    )
+    code = run_pipeline(config)
+    _print_outcome(Path(args.output), code)
+    return code
+
+
+def _host_check(args: argparse.Namespace) -> int:
+    from kakeya_evidence.host import run_host_check
+    from kakeya_evidence.runner import check_output_dir
+
+    facts = run_host_check(check_output_dir(args.output))
+    for key, value in facts.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def _prewarm(args: argparse.Namespace) -> int:
+    from kakeya_evidence.cache import CacheConfig, run_cache_stage
+    from kakeya_evidence.runner import check_output_dir
+
+    config = CacheConfig(model=args.model, prewarm=not args.no_prewarm)
+    facts = run_cache_stage(check_output_dir(args.output), config)
+    print(" ".join(f"{k}={v}" for k, v in facts.items()))
+    return 0
+
+
+def _suite(args: argparse.Namespace) -> int:
+    from kakeya_evidence.runner import RunConfig, check_output_dir, validate_config
+    from kakeya_evidence.suite import SuiteConfig, run_suite_stage
+
+    out = check_output_dir(args.output)
+    validate_config(RunConfig(device=args.device, dtype=args.dtype, tests=args.tests))
+    outcome = run_suite_stage(
+        SuiteConfig(
+            tests=args.tests,
+            output_dir=str(out),
+            model=args.model,
+            device=args.device,
+            dtype=args.dtype,
+            pytest_args=tuple(shlex.split(args.pytest_args)),
+            test_timeout_s=args.test_timeout,
+            stage_timeout_s=args.stage_timeout,
+            rerun_failures=args.rerun_failures,
+        )
+    )
+    print(", ".join(f"{k} {v}" for k, v in outcome.counts.items()))
+    return 1 if outcome.counts["failed"] + outcome.counts["error"] else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from kakeya_evidence.report import write_report
+    from kakeya_evidence.runner import check_output_dir
+
+    report = write_report(check_output_dir(args.output), baseline=args.baseline, bench=args.bench)
+    _print_outcome(Path(args.output), report.evidence["exit_code"])
+    return int(report.evidence["exit_code"])
+
+
+def _print_outcome(out: Path, code: int) -> None:
+    print(f"exit {code}; report: {out / 'report.html'}; evidence: {out / 'evidence.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

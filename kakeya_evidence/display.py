@@ -1,0 +1,63 @@
+"""Small display helpers for the notebooks (escaped HTML tables, no logic)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+__all__ = ["facts_table", "figure_images", "stage_table", "tests_table"]
+
+
+def facts_table(facts: dict[str, Any]) -> Any:
+    """A two-column table of key/value facts as an IPython HTML object."""
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in facts.items()
+    )
+    return _html(f"<table>{rows}</table>")
+
+
+def tests_table(tests: list[Any], outcomes: tuple[str, ...] = ()) -> Any:
+    """A table of test results (TestResult objects or dicts), optionally filtered by outcome."""
+    rows = []
+    for test in tests:
+        data = test if isinstance(test, dict) else test.to_dict()
+        if outcomes and data["outcome"] not in outcomes:
+            continue
+        cells = (data["nodeid"], data["outcome"], f"{data['duration_s']:.3f}", data["message"])
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    head = "<tr><th>test</th><th>outcome</th><th>duration (s)</th><th>message</th></tr>"
+    return _html(f"<table>{head}{''.join(rows)}</table>")
+
+
+def stage_table(evidence: dict[str, Any]) -> Any:
+    """The evidence's verdict, counts and stage table."""
+    rows = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(str(s.get(k)))}</td>" for k in ("name", "status", "reason"))
+        + "</tr>"
+        for s in evidence.get("stages") or []
+    )
+    counts = html.escape(", ".join(f"{k} {v}" for k, v in (evidence.get("counts") or {}).items()))
+    verdict = html.escape(str(evidence.get("verdict", "")).upper())
+    return _html(f"<h3>{verdict}</h3><p>{counts}</p><table>{rows}</table>")
+
+
+def figure_images(figures: dict[str, Any]) -> list[Any]:
+    """Figures as IPython PNG images (a bare Figure has no inline display outside pyplot)."""
+    import base64
+
+    from IPython.display import Image
+
+    from kakeya_evidence.plots import figure_to_data_uri
+
+    return [
+        Image(data=base64.b64decode(figure_to_data_uri(f).split(",", 1)[1]), format="png")
+        for f in figures.values()
+    ]
+
+
+def _html(text: str) -> Any:
+    from IPython.display import HTML
+
+    return HTML(text)

@@ -1,0 +1,254 @@
+"""The evidence runner: four notebooks in order, then the report, whatever happened.
+
+``run_pipeline`` reads like the pipeline: check the output directory, validate
+parameters, register the kernel, run host check, cache prewarm and the suite,
+run the report notebook, then render the report once more from the library so
+it exists even when the notebook failed. Every partial artifact stays in DIR.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kakeya_evidence.errors import EvidenceError, OutputDirError, ParameterError
+from kakeya_evidence.kernel import NotebookRun, ensure_kernel, execute_notebook
+from kakeya_evidence.report import RUNNER_STAGE, Report, write_report
+from kakeya_evidence.stages import STAGES, read_stage, write_stage
+
+__all__ = ["DEVICES", "DTYPES", "NOTEBOOKS", "RunConfig", "check_output_dir", "run_pipeline"]
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+NOTEBOOKS = {
+    "host_check": "00_host_check.ipynb",
+    "cache_prewarm": "01_cache_prewarm.ipynb",
+    "integration_suite": "02_integration_suite.ipynb",
+    "results_report": "03_results_report.ipynb",
+}
+DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+_SUITE_MARGIN_S = 120.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Parameters of one evidence run (built once at the CLI edge)."""
+
+    model: str = "kakeya/tiny-qwen3"
+    device: str = "auto"
+    dtype: str = "auto"
+    output: str = "evidence"
+    tests: str = "tests/integration"
+    pytest_args: str = ""
+    test_timeout_s: float = 300.0
+    stage_timeout_s: float = 3600.0
+    baseline: str = ""
+    bench: str = ""
+    rerun_failures: int = 0
+    prewarm: bool = True
+    measure_load: bool = True
+    notebooks_dir: str = ""
+
+
+def check_output_dir(output: str) -> Path:
+    """Create the output directory and prove it is writable.
+
+    Raises:
+        OutputDirError: It cannot be created or written.
+    """
+    path = Path(output).resolve()
+    probe = path / ".write-probe"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok", encoding="utf-8")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputDirError(f"output directory {path} is not writable: {exc}") from exc
+    return path
+
+
+def validate_config(config: RunConfig) -> None:
+    """Check every parameter, naming the field and the bound.
+
+    Raises:
+        ParameterError: A parameter is invalid.
+    """
+    _check_choice("device", config.device, DEVICES)
+    _check_choice("dtype", config.dtype, DTYPES)
+    for name in ("test_timeout_s", "stage_timeout_s"):
+        value = getattr(config, name)
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ParameterError(f"{name} must be a number > 0 seconds, got {value!r}")
+    if not 0 <= config.rerun_failures <= 10:
+        raise ParameterError(f"rerun_failures must be 0..10, got {config.rerun_failures}")
+    if not config.model.strip():
+        raise ParameterError("model must be a non-empty model id")
+    if not Path(config.tests.split("::", 1)[0]).exists():
+        raise ParameterError(f"tests path {config.tests} does not exist")
+    for name in ("baseline", "bench"):
+        value = getattr(config, name)
+        if value and not Path(value).is_file():
+            raise ParameterError(f"{name} file {value} does not exist")
+    try:
+        shlex.split(config.pytest_args)
+    except ValueError as exc:
+        raise ParameterError(f"pytest_args cannot be parsed: {exc}") from exc
+
+
+def run_pipeline(config: RunConfig) -> int:
+    """Run every stage and write the report; return the exit code (0, 1 or 2).
+
+    Args:
+        config: The run's parameters.
+
+    Returns:
+        0 all tests passed, 1 tests failed, 2 a stage could not run.
+
+    Raises:
+        OutputDirError: The output directory is not writable (nothing else was done).
+    """
+    started = time.time()
+    out = check_output_dir(config.output)
+    state: dict[str, Any] = {"parameters": asdict(config), "started_at": started, "stages": {}}
+    try:
+        validate_config(config)
+        kernel = ensure_kernel()
+    except (EvidenceError, OSError) as exc:
+        return _abort(out, state, exc)
+    _clear_stage_files(out)
+    _save_state(out, state)
+    for name in STAGES[:3]:
+        state["stages"][name] = _run_stage(name, config, out, kernel, state)
+        _save_state(out, state)
+    state["stages"]["results_report"] = _run_report_notebook(config, out, kernel, state)
+    return _finish(out, state, config).evidence["exit_code"]
+
+
+def _run_stage(
+    name: str, config: RunConfig, out: Path, kernel: str, state: dict[str, Any]
+) -> dict[str, Any]:
+    cache = state["stages"].get("cache_prewarm")
+    if name == "integration_suite" and cache and cache["status"] != "ok":
+        return {"status": "skipped", "duration_s": 0.0, "reason": "cache_prewarm did not pass"}
+    timeout = config.stage_timeout_s + (_SUITE_MARGIN_S if name == "integration_suite" else 0)
+    run = _notebook(name, config, out, kernel, timeout)
+    return _stage_status(name, out, run)
+
+
+def _run_report_notebook(
+    config: RunConfig, out: Path, kernel: str, state: dict[str, Any]
+) -> dict[str, Any]:
+    run = _notebook("results_report", config, out, kernel, config.stage_timeout_s)
+    return {"status": run.status, "duration_s": round(run.duration_s, 3), "reason": run.reason}
+
+
+def _notebook(
+    name: str, config: RunConfig, out: Path, kernel: str, timeout_s: float
+) -> NotebookRun:
+    notebooks = Path(config.notebooks_dir) if config.notebooks_dir else DEFAULT_NOTEBOOKS_DIR
+    source = notebooks / NOTEBOOKS[name]
+    return execute_notebook(
+        source,
+        out / NOTEBOOKS[name],
+        _parameters(name, config, out),
+        kernel_name=kernel,
+        timeout_s=timeout_s,
+        cwd=notebooks,
+    )
+
+
+def _parameters(name: str, config: RunConfig, out: Path) -> dict[str, Any]:
+    common = {"output_dir": str(out)}
+    if name == "host_check":
+        return common
+    if name == "cache_prewarm":
+        return {
+            **common,
+            "model": config.model,
+            "prewarm": config.prewarm,
+            "measure_load": config.measure_load,
+            "timeout_s": config.stage_timeout_s,
+        }
+    if name == "integration_suite":
+        return {
+            **common,
+            "model": config.model,
+            "device": config.device,
+            "dtype": config.dtype,
+            "tests": str(Path(config.tests.split("::", 1)[0]).resolve())
+            + ("::" + config.tests.split("::", 1)[1] if "::" in config.tests else ""),
+            "pytest_args": config.pytest_args,
+            "test_timeout_s": config.test_timeout_s,
+            "stage_timeout_s": config.stage_timeout_s,
+            "rerun_failures": config.rerun_failures,
+            "cwd": os.getcwd(),
+        }
+    return {**common, "baseline": _absolute(config.baseline), "bench": _absolute(config.bench)}
+
+
+def _stage_status(name: str, out: Path, run: NotebookRun) -> dict[str, Any]:
+    data = read_stage(out, name) or {}
+    status, reason = run.status, run.reason
+    if data.get("status") and data["status"] != "ok":
+        status, reason = data["status"], data.get("reason") or reason
+    elif run.status == "ok" and not data:
+        status, reason = "failed", "the notebook wrote no stage file"
+    return {"status": status, "duration_s": round(run.duration_s, 3), "reason": reason}
+
+
+def _finish(out: Path, state: dict[str, Any], config: RunConfig) -> Report:
+    total = time.time() - state["started_at"]
+    kwargs = {"parameters": state["parameters"], "stage_overrides": state["stages"]}
+    try:
+        return write_report(
+            out, baseline=config.baseline, bench=config.bench, total_wall_s=total, **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        # A bad baseline or bench must not cost the report: render without them.
+        state["stages"]["results_report"] = {
+            "status": "failed",
+            "duration_s": state["stages"].get("results_report", {}).get("duration_s"),
+            "reason": f"{type(exc).__name__}: {exc}",
+        }
+        return write_report(
+            out, total_wall_s=total, **{**kwargs, "stage_overrides": state["stages"]}
+        )
+
+
+def _abort(out: Path, state: dict[str, Any], exc: BaseException) -> int:
+    reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+    state["stages"] = {
+        name: {"status": "skipped", "duration_s": 0.0, "reason": f"not run: {reason}"}
+        for name in STAGES
+    }
+    _clear_stage_files(out)
+    _save_state(out, state)
+    total = time.time() - state["started_at"]
+    write_report(
+        out, parameters=state["parameters"], stage_overrides=state["stages"], total_wall_s=total
+    )
+    return 2
+
+
+def _save_state(out: Path, state: dict[str, Any]) -> None:
+    write_stage(out, RUNNER_STAGE, state)
+
+
+def _clear_stage_files(out: Path) -> None:
+    # Stage files from an earlier run in the same DIR must not leak into this run's report.
+    for name in STAGES:
+        (out / "stages" / f"{name}.json").unlink(missing_ok=True)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).resolve()) if path else ""

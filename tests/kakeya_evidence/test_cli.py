@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kakeya_evidence.cli import build_parser, main
+
+
+def test_every_subcommand_is_registered():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here
+    assert {"run", "host-check", "prewarm", "suite", "report", "pr-comment", "annotate"} <= set(
+        commands
+    )
+
+
+def test_a_bad_timeout_exits_2_with_a_message(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--test-timeout", "-5"])
+    assert caught.value.code == 2
+    assert "must be > 0 seconds" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_dir_is_refused_before_any_work(tmp_path: Path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["run", "--output", str(blocker / "ev"), "--tests", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is not writable" in err
+    assert not (tmp_path / "file" / "ev").exists()
+
+
+def test_report_subcommand_renders_from_stage_files(tmp_path: Path):
+    assert main(["report", "--output", str(tmp_path)]) == 2  # no stages ran: an error verdict
+    assert (tmp_path / "report.html").is_file()
+    assert (tmp_path / "summary.md").is_file()

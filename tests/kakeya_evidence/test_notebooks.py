@@ -1,0 +1,48 @@
+"""The notebooks run top to bottom with their defaults (only the output directory moved)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from kakeya_evidence.kernel import ensure_kernel
+from kakeya_evidence.runner import DEFAULT_NOTEBOOKS_DIR, NOTEBOOKS
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("name", list(NOTEBOOKS.values()))
+def test_notebooks_are_thin_and_committed_without_outputs(name):
+    notebook = nbformat.read(DEFAULT_NOTEBOOKS_DIR / name, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert not any("def " in c.source for c in code)
+    assert all(len(c.source.splitlines()) <= 12 for c in code)
+
+
+def test_the_four_notebooks_execute_with_defaults(tmp_path):
+    kernel = ensure_kernel()
+    out = str(tmp_path / "ev")
+    extra = {"02_integration_suite.ipynb": {"tests": str(FIXTURES / "passing")}}
+    for name in NOTEBOOKS.values():
+        papermill.execute_notebook(
+            str(DEFAULT_NOTEBOOKS_DIR / name),
+            str(tmp_path / name),
+            parameters={"output_dir": out, **extra.get(name, {})},
+            kernel_name=kernel,
+            cwd=str(DEFAULT_NOTEBOOKS_DIR),
+            progress_bar=False,
+        )
+    evidence = json.loads((tmp_path / "ev" / "evidence.json").read_text())
+    assert [s["status"] for s in evidence["stages"]] == ["ok"] * 4
+    assert evidence["verdict"] == "passed"
+    report = nbformat.read(tmp_path / "03_results_report.ipynb", as_version=4)
+    outputs = [o for c in report.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
