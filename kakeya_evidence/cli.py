@@ -72,19 +72,17 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 def _add_suite_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tests", default="tests/integration", help="test path or node id")
     parser.add_argument("--pytest-args", default="", help="extra pytest arguments (one string)")
-    parser.add_argument("--test-timeout", type=_seconds, default=300.0, help="per test, seconds")
-    parser.add_argument("--stage-timeout", type=_seconds, default=3600.0, help="per stage, s")
+    # plain floats: run_pipeline validates them, so a bad value still gets its report
+    parser.add_argument("--test-timeout", type=_number, default=300.0, help="per test, seconds")
+    parser.add_argument("--stage-timeout", type=_number, default=3600.0, help="per stage, s")
     parser.add_argument("--rerun-failures", type=int, default=0, help="re-runs of failed tests")
 
 
-def _seconds(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from exc
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
-    return value
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -222,6 +223,7 @@ def _finish(out: Path, state: dict[str, Any], config: RunConfig) -> Report:
 
 def _abort(out: Path, state: dict[str, Any], exc: BaseException) -> int:
     reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+    print(f"kakeya-evidence: error: {reason}", file=sys.stderr)
     state["stages"] = {
         name: {"status": "skipped", "duration_s": 0.0, "reason": f"not run: {reason}"}
         for name in STAGES

@@ -23,6 +23,7 @@ from typing import Any
 
 from kakeya_evidence import pytest_plugin
 from kakeya_evidence.errors import StageError
+from kakeya_evidence.redact import redact_files, secret_values
 from kakeya_evidence.results import (
     FAILING,
     TestResult,
@@ -251,6 +252,7 @@ def run_pytest(config: SuiteConfig, targets: list[str], work: Path, deadline: fl
             return PytestRun(None, [], [], "failed", f"could not start pytest: {exc}", 0.0)
         returncode, timed_out = _wait(proc, deadline, stacks)
     wall = time.monotonic() - started
+    redact_files((record, junit, log, stacks), secret_values())
     return _read_run(returncode, timed_out, wall, record, junit, log, stacks)
 
 

@@ -15,11 +15,18 @@ def test_every_subcommand_is_registered():
     )
 
 
-def test_a_bad_timeout_exits_2_with_a_message(capsys):
+def test_a_bad_timeout_exits_2_with_a_message_and_a_report(tmp_path: Path, capsys):
+    out = tmp_path / "ev"
+    assert main(["run", "--output", str(out), "--test-timeout", "-5"]) == 2
+    assert "test_timeout" in capsys.readouterr().err
+    assert (out / "report.html").is_file() and (out / "evidence.json").is_file()
+
+
+def test_a_timeout_that_is_not_a_number_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as caught:
-        main(["run", "--test-timeout", "-5"])
+        main(["run", "--test-timeout", "soon"])
     assert caught.value.code == 2
-    assert "must be > 0 seconds" in capsys.readouterr().err
+    assert "not a number of seconds" in capsys.readouterr().err
 
 
 def test_an_unwritable_output_dir_is_refused_before_any_work(tmp_path: Path, capsys):
