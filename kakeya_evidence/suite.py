@@ -267,10 +267,22 @@ def _command(config: SuiteConfig, targets: list[str], junit: Path) -> list[str]:
         "-p",
         "no:cacheprovider",
         f"--junitxml={junit}",
+        f"--rootdir={_rootdir(config)}",
         f"--timeout={config.test_timeout_s:g}",
         "-q",
         *config.pytest_args,
     ]
+
+
+def _rootdir(config: SuiteConfig) -> Path:
+    """Node ids are relative to this: the working directory when the tests live under it
+    (so a repro command runs from there), else the tests' own directory. Left to pytest,
+    the root of a suite outside the checkout depends on where the checkout happens to be."""
+    cwd = Path(config.cwd or ".").resolve()
+    tests = (cwd / config.tests.split("::", 1)[0]).resolve()
+    if tests.is_relative_to(cwd):
+        return cwd
+    return tests if tests.is_dir() else tests.parent
 
 
 def _environment(config: SuiteConfig, record: Path, stacks: Path) -> dict[str, str]:
