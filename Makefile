@@ -16,8 +16,10 @@ $(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV)
 	touch $@
 
+# The benchmark writes $(OUTPUT)/bench.json first; `run` folds it into the report.
 evidence: setup
 	$(VENV)/bin/kakeya-runtime prewarm --model $(MODEL)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/kakeya-evidence bench --model $(MODEL) --device $(DEVICE) --output $(OUTPUT) --repeats 2 --quiet
 	HF_HUB_OFFLINE=1 $(VENV)/bin/kakeya-evidence run --model $(MODEL) --device $(DEVICE) --output $(OUTPUT)
 
 test: setup

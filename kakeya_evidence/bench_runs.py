@@ -74,8 +74,14 @@ def _sample(start: float, stamps: list[float], ids: list[int]) -> DecodeSample:
     return DecodeSample(ttft_s=stamps[0], stamps_s=tuple(stamps), token_ids=tuple(ids))
 
 
-def _run_engine(engine: Any, session_id: str, max_tokens: int, start: float) -> tuple[Any, ...]:
-    """Generate on an engine session; return (stamps, ids, done event)."""
+def _run_engine(
+    engine: Any, session_id: str, max_tokens: int, start: float
+) -> tuple[list[float], list[int], Any]:
+    """Generate on an engine session; return (token stamps, token ids, the done event).
+
+    Raises:
+        RuntimeError: the stream ended without a done event.
+    """
     from inference_engine.session.events import DoneEvent, GenerationParams, TokenEvent
 
     stamps: list[float] = []
@@ -91,6 +97,8 @@ def _run_engine(engine: Any, session_id: str, max_tokens: int, start: float) -> 
                 done = event
     finally:
         stream.close()
+    if done is None:
+        raise RuntimeError("the generation ended without a done event")
     return stamps, ids, done
 
 

@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand (including other modules')."""
-    from kakeya_evidence import github
+    from kakeya_evidence import bench, github
 
     parser = argparse.ArgumentParser(prog="kakeya-evidence", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--bench", default="")
     report.set_defaults(func=_report)
     github.register(sub)
-    # bench.register(sub)  # kakeya_evidence.bench registers `bench` here once it exists.
+    bench.register(sub)
     return parser
 
 

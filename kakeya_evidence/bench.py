@@ -1,0 +1,367 @@
+"""``kakeya-evidence bench``: the runtime beside plain transformers, one model, one device.
+
+Measures, interleaved with warm-up and repeats (median and IQR): decode tokens/s of the
+runtime in-process, through the SDK over gRPC, a plain transformers decode loop and
+``model.generate()``; time to first token; a long session of T turns with incremental
+prefill against full re-prefill; KV live bytes per turn against the S+W bound. Writes
+``DIR/bench.json``, which feeds evidence.json's ``perf`` and the report.
+
+The story of `run_bench`: load the model once, build the engines, start the SDK server,
+measure decode interleaved, run the long session, assemble and write the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kakeya_evidence.bench_runs import random_tokens
+from kakeya_evidence.bench_stats import (
+    DecodeSample,
+    SessionTrace,
+    assemble_bench,
+    assemble_session,
+    decode_rate,
+)
+from kakeya_evidence.errors import CacheMissError, ParameterError
+
+__all__ = ["BenchConfig", "register", "run_bench", "run_bench_command", "validate_config"]
+
+BENCH_FILE = "bench.json"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure, and how hard. Sizes are tokens; defaults match issue 6."""
+
+    model: str = "kakeya/tiny-qwen3"
+    device: str = "auto"
+    dtype: str = "auto"
+    output: str = "evidence"
+    turns: int = 40
+    append_tokens: int = 64
+    max_tokens: int = 32
+    prompt_tokens: int = 128
+    repeats: int = 3
+    warmup: int = 1
+    session_repeats: int = 1
+    sink_tokens: int = 4
+    window_tokens: int = 1020
+    prefill_chunk_tokens: int = 128
+    sdk: bool = True
+    seed: int = 0
+    quiet: bool = False
+
+
+def validate_config(config: BenchConfig) -> BenchConfig:
+    """Check every size against its bound; return the config unchanged.
+
+    Raises:
+        ParameterError: a field is out of range (the message names it and the bound).
+    """
+    minimums = {
+        "turns": 1,
+        "append_tokens": 1,
+        "max_tokens": 3,  # the steady decode rate needs tokens 2..G
+        "prompt_tokens": 1,
+        "repeats": 1,
+        "warmup": 0,
+        "session_repeats": 1,
+        "sink_tokens": 0,
+        "window_tokens": 1,
+        "prefill_chunk_tokens": 1,
+    }
+    for name, bound in minimums.items():
+        value = getattr(config, name)
+        if value < bound:
+            raise ParameterError(f"{name} must be >= {bound}, got {value}", stage="bench")
+    if config.max_tokens > 4096:
+        raise ParameterError(f"max_tokens must be <= 4096, got {config.max_tokens}", stage="bench")
+    return config
+
+
+# -- command line -----------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``bench`` subcommand to the ``kakeya-evidence`` parser."""
+    d = BenchConfig()
+    bench = subparsers.add_parser("bench", help="benchmark the runtime against transformers")
+    bench.add_argument("--model", default=d.model, help="model id in the HF cache")
+    bench.add_argument("--device", default=d.device, help="auto|cpu|cuda|mps")
+    bench.add_argument("--dtype", default=d.dtype, help="auto|float32|bfloat16|float16")
+    bench.add_argument("--output", default=d.output, help="directory for bench.json")
+    bench.add_argument("--turns", type=int, default=d.turns, help="long-session turns T")
+    bench.add_argument("--append", type=int, default=d.append_tokens, help="tokens per turn A")
+    bench.add_argument("--max-tokens", type=int, default=d.max_tokens, help="generated G")
+    bench.add_argument("--prompt-tokens", type=int, default=d.prompt_tokens)
+    bench.add_argument("--repeats", type=int, default=d.repeats, help="decode repeats")
+    bench.add_argument("--warmup", type=int, default=d.warmup, help="warm-up rounds")
+    bench.add_argument("--session-repeats", type=int, default=d.session_repeats)
+    bench.add_argument("--sink", type=int, default=d.sink_tokens, help="sink tokens S")
+    bench.add_argument("--window", type=int, default=d.window_tokens, help="window tokens W")
+    bench.add_argument("--prefill-chunk", type=int, default=d.prefill_chunk_tokens)
+    bench.add_argument("--no-sdk", action="store_true", help="skip the SDK-over-gRPC variant")
+    bench.add_argument("--seed", type=int, default=d.seed, help="seed of the token ids")
+    bench.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    bench.set_defaults(func=run_bench_command)
+
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    """The frozen config from parsed ``bench`` flags."""
+    return BenchConfig(
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        output=args.output,
+        turns=args.turns,
+        append_tokens=args.append,
+        max_tokens=args.max_tokens,
+        prompt_tokens=args.prompt_tokens,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        session_repeats=args.session_repeats,
+        sink_tokens=args.sink,
+        window_tokens=args.window,
+        prefill_chunk_tokens=args.prefill_chunk,
+        sdk=not args.no_sdk,
+        seed=args.seed,
+        quiet=args.quiet,
+    )
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    """Handler of ``kakeya-evidence bench``: run, write DIR/bench.json, print a summary.
+
+    Raises:
+        ParameterError: a size, the device or the dtype is invalid.
+        CacheMissError: the model is not in the HF cache (the message names the prewarm).
+        OutputDirError: the output directory cannot be written.
+    """
+    from inference_engine.errors import ModelNotCached, RuntimeFault
+    from kakeya_evidence.runner import check_output_dir
+
+    config = validate_config(config_from_args(args))
+    out = check_output_dir(config.output)
+    try:
+        bench = run_bench(config)
+    except ModelNotCached as exc:
+        raise CacheMissError(exc.message, stage="bench") from exc
+    except RuntimeFault as exc:  # unknown device or dtype: the loader's InvalidArgument
+        raise ParameterError(exc.message, stage="bench") from exc
+    path = write_bench(out, bench)
+    print(format_summary(bench))
+    print(f"bench: {path}")
+    return 0
+
+
+# -- the run ----------------------------------------------------------------------------
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    """Measure every variant on one loaded model and return the bench.json document.
+
+    Raises:
+        ParameterError: a size is out of range.
+        inference_engine.errors.RuntimeFault: the model cannot be loaded (not cached, bad
+            device or dtype).
+    """
+    from inference_engine.config import ModelConfig
+    from inference_engine.models.loader import load_model
+
+    validate_config(config)
+    started = time.perf_counter()
+    loaded = load_model(ModelConfig(config.model, config.device, config.dtype))
+    rng = random.Random(config.seed)
+    prompt = random_tokens(rng, config.prompt_tokens, loaded.vocab_size)
+    turns = [
+        random_tokens(rng, config.append_tokens, loaded.vocab_size) for _ in range(config.turns)
+    ]
+    with _engines(loaded, config) as engines, _client(engines["runtime"], config) as client:
+        samples = _measure_decode(loaded, engines, client, prompt, config)
+        traces = [
+            _measure_session(engines["runtime"], turns, config, r)
+            for r in range(config.session_repeats)
+        ]
+    meta = _meta(loaded, config, time.perf_counter() - started)
+    return assemble_bench(
+        meta,
+        samples,
+        assemble_session(traces, config.turns),
+        config.sink_tokens,
+        config.window_tokens,
+    )
+
+
+def write_bench(out: Path, bench: dict[str, Any]) -> Path:
+    """Write DIR/bench.json (indented, keys in assembly order)."""
+    path = out / BENCH_FILE
+    path.write_text(json.dumps(bench, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def _engines(loaded: Any, config: BenchConfig) -> Iterator[dict[str, Any]]:
+    """The runtime engine; on CUDA also an eager twin (`cuda_graphs=False`) over the same model."""
+    from inference_engine.config import CacheConfig, ModelConfig, RuntimeConfig
+    from inference_engine.server.engine import Engine
+
+    cache = CacheConfig(config.sink_tokens, config.window_tokens, config.prefill_chunk_tokens)
+    model = ModelConfig(config.model, config.device, config.dtype)
+    engines = {"runtime": Engine.from_loaded(loaded, RuntimeConfig(model=model, cache=cache))}
+    if loaded.device.type == "cuda":
+        eager = CacheConfig(
+            cache.sink_tokens, cache.window_tokens, cache.prefill_chunk_tokens, False
+        )
+        engines["runtime_eager"] = Engine.from_loaded(
+            loaded, RuntimeConfig(model=model, cache=eager)
+        )
+    try:
+        yield engines
+    finally:
+        for engine in engines.values():
+            engine.shutdown()
+
+
+@contextlib.contextmanager
+def _client(engine: Any, config: BenchConfig) -> Iterator[Any]:
+    if not config.sdk:
+        yield None
+        return
+    from kakeya_evidence.bench_runs import sdk_client
+
+    with sdk_client(engine) as client:
+        yield client
+
+
+def _measure_decode(
+    loaded: Any, engines: dict[str, Any], client: Any, prompt: list[int], config: BenchConfig
+) -> dict[str, list[DecodeSample]]:
+    from kakeya_evidence import bench_runs as runs
+
+    g = config.max_tokens
+    variants = {"runtime": lambda: runs.measure_runtime(engines["runtime"], prompt, g)}
+    if "runtime_eager" in engines:
+        variants["runtime_eager"] = lambda: runs.measure_runtime(
+            engines["runtime_eager"], prompt, g
+        )
+    if client is not None:
+        variants["sdk_grpc"] = lambda: runs.measure_sdk(client, prompt, g)
+    variants["hf_loop"] = lambda: runs.measure_hf_loop(loaded.model, prompt, g)
+    variants["hf_generate"] = lambda: runs.measure_hf_generate(loaded.model, prompt, g)
+    _progress(config, f"decode: {len(variants)} variants, {config.repeats} repeats, G={g}")
+    return runs.measure_interleaved(
+        variants,
+        config.repeats,
+        config.warmup,
+        on_sample=lambda n, r, s: _report_sample(config, n, r, s),
+    )
+
+
+def _measure_session(
+    engine: Any, turns: list[list[int]], config: BenchConfig, repeat: int
+) -> SessionTrace:
+    from kakeya_evidence.bench_runs import run_long_session
+
+    _progress(config, f"long session {repeat + 1}/{config.session_repeats}: T={config.turns}")
+
+    def on_turn(turn: int, trace: SessionTrace) -> None:
+        _progress(
+            config,
+            f"  turn {turn + 1}: incremental {trace.incremental_s[-1]:.3f}s, "
+            f"full re-prefill {trace.full_reprefill_s[-1]:.3f}s, kv {trace.kv_live_bytes[-1]} B",
+        )
+
+    return run_long_session(engine, turns, config.max_tokens, on_turn)
+
+
+def _report_sample(config: BenchConfig, name: str, repeat: int, sample: DecodeSample) -> None:
+    rate = decode_rate(sample.stamps_s)
+    _progress(config, f"  repeat {repeat + 1} {name}: {rate:.1f} tok/s, ttft {sample.ttft_s:.3f}s")
+
+
+def _progress(config: BenchConfig, line: str) -> None:
+    if not config.quiet:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _meta(loaded: Any, config: BenchConfig, wall_s: float) -> dict[str, Any]:
+    from inference_engine.device import dtype_name
+
+    settings = asdict(config)
+    for key in ("output", "quiet"):
+        settings.pop(key)
+    return {
+        "model": loaded.model_id,
+        "revision": loaded.revision,
+        "device": str(loaded.device),
+        "dtype": dtype_name(loaded.dtype),
+        "host": host_facts(loaded.device),
+        "config": settings,
+        "wall_s": wall_s,
+    }
+
+
+def host_facts(device: Any = None) -> dict[str, Any]:
+    """CPU brand, core count, torch/transformers versions, torch threads, the GPU if any."""
+    import torch
+    import transformers
+
+    facts: dict[str, Any] = {
+        "cpu": _cpu_brand(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device is not None and getattr(device, "type", "") == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(device)
+        facts["cuda"] = torch.version.cuda
+    return facts
+
+
+def _cpu_brand() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# -- summary ----------------------------------------------------------------------------
+
+
+def format_summary(bench: dict[str, Any]) -> str:
+    """A few lines for the terminal: rates, ratios, long-session ratios, goals."""
+    lines = [f"{bench['model']} on {bench['device']} ({bench['dtype']}), {bench['wall_s']:.1f}s"]
+    for name, value in bench["decode_tok_s"].items():
+        spread = bench["decode_tok_s_spread"].get(name, 0.0)
+        lines.append(f"  decode {name:<14} {value:9.1f} tok/s  (IQR {spread:.1f})")
+    for name, value in bench["ttft_s"].items():
+        lines.append(f"  ttft   {name:<14} {value * 1000:9.1f} ms")
+    for name, value in bench["ratios"].items():
+        lines.append(f"  ratio  {name:<26} {_fmt(value)}")
+    for name, value in bench["long_session"]["ratio_last_first"].items():
+        lines.append(f"  turn last/first {name:<16} {_fmt(value)}")
+    for name, goal in bench["goals"].items():
+        verdict = {True: "met", False: "NOT met", None: "n/a"}[goal["met"]]
+        lines.append(f"  goal {name:<26} {_fmt(goal['value'])} ({goal['target']}): {verdict}")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,170 @@
+"""The benchmark's pure parts: statistics, ratios, goals and the bench.json shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from kakeya_evidence.bench_runs import interleave_order, measure_interleaved
+from kakeya_evidence.bench_stats import (
+    DecodeSample,
+    SessionTrace,
+    assemble_bench,
+    assemble_session,
+    decode_rate,
+    paired_ratio,
+    quantile,
+    summarize,
+)
+
+REQUIRED_KEYS = {
+    "model",
+    "device",
+    "dtype",
+    "decode_tok_s",
+    "decode_tok_s_spread",
+    "ttft_s",
+    "ttft_s_spread",
+    "long_session",
+    "ratios",
+    "goals",
+}
+SESSION_KEYS = {
+    "turns",
+    "latency_s",
+    "ratio_last_first",
+    "kv_live_bytes",
+    "kv_bound_bytes",
+    "prefill_tokens",
+}
+
+
+def test_quantile_interpolates_between_order_statistics():
+    assert quantile([4.0, 1.0, 3.0, 2.0], 0.5) == pytest.approx(2.5)
+    assert quantile([1.0, 2.0, 3.0, 4.0, 5.0], 0.25) == pytest.approx(2.0)
+    assert quantile([7.0], 0.75) == 7.0
+
+
+@pytest.mark.parametrize("values, q", [([], 0.5), ([1.0], 1.5), ([1.0], -0.1)])
+def test_quantile_rejects_empty_input_and_bad_q(values, q):
+    with pytest.raises(ValueError):
+        quantile(values, q)
+
+
+def test_summarize_reports_median_iqr_and_range():
+    s = summarize([10.0, 2.0, 6.0, 4.0, 8.0])
+    assert (s.median, s.iqr, s.min, s.max, s.n) == (6.0, 4.0, 2.0, 10.0, 5)
+
+
+def test_decode_rate_leaves_out_the_first_decode_step():
+    # token 0 at 1 s, a slow first step (capture), then 0.1 s per token
+    stamps = [1.0, 3.0, 3.1, 3.2, 3.3]
+    assert decode_rate(stamps) == pytest.approx(3 / 0.3)
+
+
+@pytest.mark.parametrize("stamps", [[0.1, 0.2], [0.1, 0.5, 0.5]])
+def test_decode_rate_rejects_too_few_or_flat_stamps(stamps):
+    with pytest.raises(ValueError):
+        decode_rate(stamps)
+
+
+def test_paired_ratio_is_the_median_of_per_repeat_ratios():
+    # drift doubles both variants in repeat 2; the paired ratio stays 2
+    assert paired_ratio([20.0, 40.0, 22.0], [10.0, 20.0, 11.0]) == pytest.approx(2.0)
+    assert paired_ratio([1.0], []) is None
+
+
+def test_interleave_order_rotates_each_repeat():
+    names = ["a", "b", "c"]
+    assert [interleave_order(names, r) for r in range(4)] == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["a", "b", "c"],
+    ]
+
+
+def test_measure_interleaved_warms_up_then_alternates_variants():
+    calls: list[str] = []
+
+    def variant(name: str):
+        def run() -> DecodeSample:
+            calls.append(name)
+            return _sample(rate=10.0)
+
+        return run
+
+    samples = measure_interleaved({"a": variant("a"), "b": variant("b")}, repeats=2, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a"]
+    assert {name: len(runs) for name, runs in samples.items()} == {"a": 2, "b": 2}
+
+
+def _sample(rate: float, ttft: float = 0.05, tokens: int = 8, ids=(1, 2)) -> DecodeSample:
+    stamps = tuple(ttft + i / rate for i in range(tokens))
+    return DecodeSample(ttft_s=ttft, stamps_s=stamps, token_ids=tuple(ids))
+
+
+def _trace(incremental, full, kv, history, bound=1000) -> SessionTrace:
+    return SessionTrace(
+        incremental_s=list(incremental),
+        full_reprefill_s=list(full),
+        kv_live_bytes=list(kv),
+        prefill_tokens=[4] * len(incremental),
+        full_prefill_tokens=[4 * (i + 1) for i in range(len(incremental))],
+        history_tokens=list(history),
+        kv_bound_bytes=bound,
+    )
+
+
+def test_assemble_session_takes_the_per_turn_median_over_repeats():
+    a = _trace([1.0, 1.1, 1.2], [1.0, 2.0, 3.0], [100, 200, 200], [4, 8, 12])
+    b = _trace([3.0, 1.3, 1.0], [1.2, 2.2, 3.6], [100, 200, 200], [4, 8, 12])
+    c = _trace([2.0, 1.2, 1.4], [1.1, 2.1, 3.3], [100, 200, 200], [4, 8, 12])
+    session = assemble_session([a, b, c], turns=3)
+    assert session["latency_s"]["incremental"] == [2.0, 1.2, 1.2]
+    assert session["latency_s"]["full_reprefill"] == [1.1, 2.1, 3.3]
+    assert session["ratio_last_first"]["incremental"] == pytest.approx(0.6)
+    assert session["ratio_last_first"]["full_reprefill"] == pytest.approx(3.0)
+    assert set(session) >= SESSION_KEYS
+
+
+def test_assemble_bench_has_the_issue_keys_and_ratios():
+    samples = {
+        "runtime": [_sample(20.0), _sample(40.0)],
+        "sdk_grpc": [_sample(19.0), _sample(38.0)],
+        "hf_loop": [_sample(10.0), _sample(20.0)],
+        "hf_generate": [_sample(16.0, ids=(1, 9)), _sample(32.0)],
+    }
+    session = assemble_session([_trace([1.0, 1.1], [1.0, 3.0], [500, 500], [4, 8])], turns=2)
+    meta = {"model": "m", "device": "cpu", "dtype": "bfloat16", "wall_s": 1.0}
+    bench = assemble_bench(meta, samples, session, sink=2, window=4)
+    assert set(bench) >= REQUIRED_KEYS
+    assert set(bench["decode_tok_s"]) == {"runtime", "sdk_grpc", "hf_loop", "hf_generate"}
+    assert set(bench["ttft_s"]) == {"runtime", "sdk_grpc"}
+    assert bench["decode_tok_s"]["runtime"] == pytest.approx(30.0)
+    assert bench["ratios"]["runtime_over_hf_loop"] == pytest.approx(2.0)
+    assert bench["ratios"]["runtime_over_hf_generate"] == pytest.approx(1.25)
+    assert bench["ratios"]["sdk_over_runtime"] == pytest.approx(0.95)
+    assert "runtime_eager_over_hf_loop" not in bench["ratios"]
+    assert bench["tokens_matching_runtime"] == {"sdk_grpc": 2, "hf_loop": 2, "hf_generate": 1}
+
+
+def test_goals_report_met_and_missed_targets():
+    samples = {"runtime": [_sample(9.0)], "sdk_grpc": [_sample(8.0)], "hf_loop": [_sample(10.0)]}
+    session = assemble_session(
+        [_trace([1.0, 1.5, 1.6], [1.0, 2.0, 3.0], [300, 600, 600], [4, 8, 12], bound=600)], 3
+    )
+    goals = assemble_bench({}, samples, session, sink=2, window=4)["goals"]
+    assert goals["runtime_over_hf_loop"]["met"] is False
+    assert goals["runtime_over_hf_generate"]["met"] is None  # not measured
+    assert goals["sdk_over_runtime"]["met"] is False
+    assert goals["incremental_last_first"]["met"] is False
+    assert goals["full_reprefill_grows"]["met"] is True
+    assert goals["kv_flat_past_bound"]["met"] is True
+
+
+def test_kv_goal_fails_when_bytes_grow_past_the_bound():
+    session = assemble_session(
+        [_trace([1.0, 1.0, 1.0], [1.0, 2.0, 3.0], [300, 600, 900], [4, 8, 12], bound=600)], 3
+    )
+    goals = assemble_bench({}, {"runtime": [_sample(9.0)]}, session, sink=2, window=4)["goals"]
+    assert goals["kv_flat_past_bound"]["met"] is False
