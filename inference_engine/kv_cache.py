@@ -17,6 +17,7 @@ Invariants, checked after every mutation:
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,9 +80,15 @@ class SlotLayer(CacheLayerMixin):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        slots = self.owner.write_slots  # [n]
-        self.keys.index_copy_(2, slots, key_states)  # keys: [1, H, capacity, D]
-        self.values.index_copy_(2, slots, value_states)
+        start = self.owner.write_start
+        if start is None:  # scattered slots, or a CUDA graph that needs a tensor index
+            slots = self.owner.write_slots  # [n]
+            self.keys.index_copy_(2, slots, key_states)  # keys: [1, H, capacity, D]
+            self.values.index_copy_(2, slots, value_states)
+        else:  # one contiguous run of slots: a plain slice copy is cheaper
+            end = start + key_states.shape[2]
+            self.keys[:, :, start:end].copy_(key_states)
+            self.values[:, :, start:end].copy_(value_states)
         self.writes += 1
         if self.owner.full_width:  # static shapes for CUDA graph replay; free slots are masked
             return self.keys, self.values
@@ -128,10 +135,13 @@ class SinkWindowCache(Cache):
         # absolute position per slot (-1: free), on the CPU: bookkeeping stays off the device
         self.slot_positions = torch.full((self.max_capacity,), -1, dtype=torch.long)
         self.used_slots = 0  # slots [0, used_slots) have been handed out at least once
-        self.free_slots: list[int] = []
+        self.free_slots: list[int] = []  # a heap: the lowest free slot is reused first
+        self.window_slots: dict[int, int] = {}  # window position -> slot, until evicted
+        self.evicted_below = sink  # window positions below this have been freed
         self.next_position = 0  # positions forwarded so far
         self.forwards = 0
         self.write_slots = torch.empty(0, dtype=torch.long, device=shape.device)
+        self.write_start: int | None = None  # first slot when the written slots are a run
 
     # -- sizes ---------------------------------------------------------------
     @property
@@ -160,21 +170,33 @@ class SinkWindowCache(Cache):
         )
 
     # -- one forward -----------------------------------------------------------
-    def begin_forward(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def begin_forward(self, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Claim slots for the next `count` positions; return position ids and the mask.
 
         Returns:
-            `position_ids` `[1, count]` and a boolean attention mask `[1, 1, count, used]`.
+            `position_ids` `[1, count]` and a boolean attention mask `[1, 1, count, used]`,
+            or None for one query that sees every slot (no free slot in the attended
+            range): after eviction every live position is visible to the next query, and
+            attention without a mask takes the faster kernel.
         """
         slots, positions = self.claim(count)
         device = self.shape.device
         self.write_slots = slots.to(device)
-        return positions.to(device).unsqueeze(0), self.mask_for(positions).to(device)
+        first = int(slots[0])
+        self.write_start = first if int(slots[-1]) == first + count - 1 else None
+        position_ids = positions.to(device).unsqueeze(0)
+        if count == 1 and not self.free_slots and not self.full_width:
+            return position_ids, None
+        return position_ids, self.mask_for(positions).to(device)
 
     def claim(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Give the next `count` positions slots; return both (CPU tensors)."""
         start = self.next_position
-        slots = torch.tensor(self._claim_slots(count), dtype=torch.long)
+        claimed = self._claim_slots(count)
+        for position, slot in zip(range(start, start + count), claimed, strict=True):
+            if position >= self.sink:
+                self.window_slots[position] = slot
+        slots = torch.tensor(claimed, dtype=torch.long)
         positions = torch.arange(start, start + count, dtype=torch.long)
         self.slot_positions[slots] = positions
         return slots, positions
@@ -184,15 +206,16 @@ class SinkWindowCache(Cache):
         self.next_position += count
         self.forwards += 1
         horizon = self.next_position - self.window + 1  # first window position still visible
-        used = self.slot_positions[: self.used_slots]
-        leaving = ((used >= self.sink) & (used < horizon)).nonzero().flatten()
-        if leaving.numel():
-            used[leaving] = -1
-            self.free_slots = sorted(self.free_slots + leaving.tolist())
+        leaving = [self.window_slots.pop(p) for p in range(self.evicted_below, horizon)]
+        self.evicted_below = max(self.evicted_below, horizon)
+        if leaving:
+            self.slot_positions[torch.tensor(leaving, dtype=torch.long)] = -1
+            for slot in leaving:
+                heapq.heappush(self.free_slots, slot)
         self.check_invariants()
 
     def _claim_slots(self, count: int) -> list[int]:
-        reused, self.free_slots = self.free_slots[:count], self.free_slots[count:]
+        reused = [heapq.heappop(self.free_slots) for _ in range(min(count, len(self.free_slots)))]
         fresh = count - len(reused)
         start = self.used_slots
         self._ensure_capacity(start + fresh)

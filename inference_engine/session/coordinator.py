@@ -8,6 +8,7 @@ frozen events that every surface adapts.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,13 +35,15 @@ from inference_engine.session.events import (
 from inference_engine.session.store import Session, SessionStore
 from inference_engine.session.validation import check_params, check_session_args, check_token_ids
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class ModelState:
     """What a session keeps on the model side between calls."""
 
     cache: SinkWindowCache
-    graph: GraphDecoder | None = None  # CUDA only: the captured decode step
+    graph: GraphDecoder | bool | None = None  # CUDA only: the captured step; False: failed
     last_logits: torch.Tensor | None = None  # logits after the newest forwarded position
     cancel: threading.Event | None = None  # the running generate's, so close can stop it
     invariant_checks: int = 0
@@ -208,13 +211,19 @@ class Coordinator:
 
     def _decode(self, state: ModelState, token: int) -> torch.Tensor:
         with torch.inference_mode():
-            if self.graphs:
-                state.graph = state.graph or GraphDecoder(self.model, state.cache)
-                state.last_logits = state.graph.step(token)
-            else:
-                state.last_logits = gen.decode_one_token(self.model, state.cache, token)
+            state.last_logits = self._decode_step(state, token)
         state.invariant_checks += 1
         return state.last_logits
+
+    def _decode_step(self, state: ModelState, token: int) -> torch.Tensor:
+        if self.graphs and state.graph is not False:
+            try:
+                state.graph = state.graph or GraphDecoder(self.model, state.cache)
+                return state.graph.step(token).clone()  # the graph reuses its output buffer
+            except RuntimeError as error:  # capture failed before touching live state
+                log.warning("CUDA graph capture failed, decoding eagerly: %s", error)
+                state.graph = False
+        return gen.decode_one_token(self.model, state.cache, token)
 
     # -- facts and metrics -----------------------------------------------------
     def _info(self, session: Session) -> SessionInfo:

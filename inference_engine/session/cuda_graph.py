@@ -40,7 +40,13 @@ class GraphDecoder:
         self.logits: torch.Tensor | None = None  # [1, 1, V], written by every replay
 
     def step(self, token_id: int) -> torch.Tensor:
-        """Forward `token_id` at the cache's next position; return its logits `[V]`."""
+        """Forward `token_id` at the cache's next position; return its logits `[V]`.
+
+        Raises:
+            RuntimeError: capture failed; nothing live in the cache was touched.
+        """
+        if self.graph is None:
+            self._capture()
         cache = self.cache
         slots, positions = cache.claim(1)
         self.input_ids.fill_(token_id)
@@ -48,8 +54,7 @@ class GraphDecoder:
         self.slots.copy_(slots)
         self.mask.copy_(cache.mask_for(positions))
         cache.write_slots = self.slots  # the captured index_copy_ reads this very tensor
-        if self.graph is None:
-            self._capture()
+        cache.write_start = None
         self.graph.replay()
         for layer in cache.layers:  # replay skips Python: count the writes the graph made
             layer.writes += 1
@@ -68,9 +73,29 @@ class GraphDecoder:
         return out.logits
 
     def _capture(self) -> None:
-        """Warm up on a side stream, then capture. Warm-up writes this step's K/V into the
-        slot the replay writes again, so the cache ends as if one eager step ran."""
-        writes = [layer.writes for layer in self.cache.layers]
+        """Warm up on a side stream, then capture, on dummy inputs aimed at a free slot.
+
+        The dummy token attends only to itself, so everything it writes is finite (a NaN
+        in a masked slot would still poison attention: 0 * NaN); a free slot is masked
+        for every real query and overwritten when claimed, so no live state changes.
+        """
+        cache = self.cache
+        free = int((cache.slot_positions[: cache.capacity] < 0).nonzero()[0])
+        self.input_ids.zero_()
+        self.position_ids.fill_(cache.next_position)
+        self.slots.fill_(free)
+        self.mask.zero_()
+        self.mask[..., free] = True
+        cache.write_slots = self.slots
+        cache.write_start = None  # capture the tensor-indexed write, replayed for any slot
+        writes = [layer.writes for layer in cache.layers]
+        try:
+            self._record()
+        finally:
+            for layer, count in zip(cache.layers, writes, strict=True):
+                layer.writes = count
+
+    def _record(self) -> None:
         with _CAPTURE_LOCK:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
@@ -82,5 +107,3 @@ class GraphDecoder:
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 self.logits = self._forward()
             self.graph = graph
-        for layer, count in zip(self.cache.layers, writes, strict=True):
-            layer.writes = count

@@ -11,22 +11,59 @@ import torch
 from inference_engine.kv_cache import SinkWindowCache
 from inference_engine.session.events import GenerationParams
 
+# Decoder-only families whose layers take (hidden, mask, position ids, cache, rotary
+# embeddings) and whose model holds embed_tokens / rotary_emb / layers / norm + lm_head.
+_DIRECT_LAYER_TYPES = frozenset({"qwen3", "qwen2", "llama"})
+
 
 def forward(model: torch.nn.Module, cache: SinkWindowCache, token_ids: list[int]) -> torch.Tensor:
     """Run `token_ids` at the cache's next positions; return the last position's logits `[V]`."""
     count = len(token_ids)
-    position_ids, mask = cache.begin_forward(count)  # [1, n], [1, 1, n, used]
+    position_ids, mask = cache.begin_forward(count)  # [1, n], [1, 1, n, used] or None
     input_ids = torch.tensor([token_ids], dtype=torch.long, device=position_ids.device)  # [1, n]
-    out = model(
-        input_ids=input_ids,
-        attention_mask=mask,
-        position_ids=position_ids,
-        cache=cache,
-        use_cache=True,
-        logits_to_keep=1,
-    )
+    if getattr(model.config, "model_type", "") in _DIRECT_LAYER_TYPES:
+        logits = forward_layers(model, input_ids, position_ids, mask, cache)
+    else:
+        out = model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        logits = out.logits[0, -1]
     cache.end_forward(count)
-    return out.logits[0, -1]
+    return logits
+
+
+def forward_layers(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    position_ids: torch.Tensor,
+    mask: torch.Tensor | None,
+    cache: SinkWindowCache,
+) -> torch.Tensor:
+    """The model's own modules in the model's own order, minus its wrappers.
+
+    On a small model the per-call machinery of `model(...)` (input checks, mask
+    preparation, output records) costs as much as the layers; calling the layers
+    directly gives bit-identical logits (tested) and only the last position reaches
+    the final norm and the LM head (both act per position). Returns logits `[V]`.
+    """
+    inner = model.model
+    hidden = inner.embed_tokens(input_ids)  # [1, n, hidden]
+    rotary = inner.rotary_emb(hidden, position_ids)
+    for layer in inner.layers:
+        hidden = layer(
+            hidden,
+            attention_mask=mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=True,
+            position_embeddings=rotary,
+        )
+    return model.lm_head(inner.norm(hidden[:, -1:]))[0, -1]
 
 
 def prefill_chunks(start: int, token_ids: list[int], chunk: int) -> list[list[int]]:

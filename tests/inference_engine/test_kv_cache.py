@@ -143,3 +143,26 @@ def test_full_width_cache_gives_the_same_logits_as_the_compact_one(model):
     assert full.capacity == full.max_capacity
     assert full.layers[0].keys.shape[2] == full.max_capacity
     assert full.cached_tokens == compact.cached_tokens
+
+
+def test_direct_layer_forward_is_bit_identical_to_the_model_call(model):
+    """The fast path skips the model's wrappers, not its math."""
+    from inference_engine.session.generator import forward_layers
+
+    via_model, direct = new_cache(model), new_cache(model)
+    with torch.inference_mode():
+        for ids in (TOKENS[:20], [5], [7, 8, 9], [11]):
+            position_ids, mask = via_model.begin_forward(len(ids))
+            expected = model(
+                input_ids=torch.tensor([ids]),
+                attention_mask=mask,
+                position_ids=position_ids,
+                cache=via_model,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[0, -1]
+            via_model.end_forward(len(ids))
+            position_ids, mask = direct.begin_forward(len(ids))
+            got = forward_layers(model, torch.tensor([ids]), position_ids, mask, direct)
+            direct.end_forward(len(ids))
+            assert torch.equal(got, expected)
