@@ -14,3 +14,6 @@ from pathlib import Path
 _BIN = str(Path(sys.executable).parent)
 if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
     os.environ["PATH"] = os.pathsep.join(p for p in (_BIN, os.environ.get("PATH", "")) if p)
+
+# Model, engine and server fixtures for the real-model suites (loaded only when used).
+pytest_plugins = ["runtime_fixtures"]

@@ -1,7 +1,8 @@
-"""Real-model fixtures: the embedded model (or KAKEYA_MODEL) through the real loading path.
+"""The real-model suite: every test here is marked `integration`.
 
-The evidence runner sets KAKEYA_MODEL / KAKEYA_DEVICE / KAKEYA_DTYPE; by default the suite
-runs on `kakeya/tiny-qwen3` on the auto device, offline.
+Its fixtures (model, engines, servers) live in tests/runtime_fixtures.py, shared with
+tests/reliability. The evidence runner points them at a model with KAKEYA_MODEL,
+KAKEYA_DEVICE and KAKEYA_DTYPE; by default the embedded model, offline.
 """
 
 from __future__ import annotations
@@ -12,135 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
-from inference_engine.config import (
-    CacheConfig,
-    ModelConfig,
-    RuntimeConfig,
-    SchedulerConfig,
-    StoreConfig,
-)
-
-pytestmark = pytest.mark.integration
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path).replace(os.sep, "/"):
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def model_config() -> ModelConfig:
-    return ModelConfig(
-        model_id=os.environ.get("KAKEYA_MODEL", "kakeya/tiny-qwen3"),
-        device=os.environ.get("KAKEYA_DEVICE", "auto"),
-        dtype=os.environ.get("KAKEYA_DTYPE", "auto"),
-    )
-
-
-@pytest.fixture(scope="session")
-def loaded_model(model_config: ModelConfig):
-    """One model load for the whole suite; engines share it."""
-    from inference_engine.models.loader import load_model
-
-    return load_model(model_config)
-
-
-@pytest.fixture(scope="session")
-def loaded_model_fp32(model_config: ModelConfig):
-    """The same model in float32, for claims that hold only up to rounding (chunk-size knob)."""
-    from dataclasses import replace
-
-    from inference_engine.models.loader import load_model
-
-    return load_model(replace(model_config, dtype="float32"))
-
-
-@pytest.fixture
-def make_engine(loaded_model, loaded_model_fp32, model_config):
-    """Build engines over the shared model with per-test limits; all are shut down."""
-    from inference_engine.server.engine import Engine
-
-    engines = []
-
-    def build(
-        *,
-        sink: int = 4,
-        window: int = 60,
-        prefill_chunk: int = 16,
-        max_sessions: int = 16,
-        ttl_s: float = 600.0,
-        sweep_s: float = 0.05,
-        max_concurrent: int = 4,
-        max_queue: int = 8,
-        queue_timeout_s: float = 10.0,
-        float32: bool = False,
-    ) -> Engine:
-        config = RuntimeConfig(
-            model=model_config,
-            cache=CacheConfig(
-                sink_tokens=sink, window_tokens=window, prefill_chunk_tokens=prefill_chunk
-            ),
-            store=StoreConfig(
-                max_sessions=max_sessions, session_ttl_s=ttl_s, sweep_interval_s=sweep_s
-            ),
-            scheduler=SchedulerConfig(
-                max_concurrent=max_concurrent, max_queue=max_queue, queue_timeout_s=queue_timeout_s
-            ),
-        )
-        engine = Engine.from_loaded(loaded_model_fp32 if float32 else loaded_model, config)
-        engines.append(engine)
-        return engine
-
-    yield build
-    for engine in engines:
-        engine.shutdown()
-
-
-@pytest.fixture
-def engine(make_engine):
-    return make_engine()
-
-
-# --- serving fixtures (surfaces) below ---
-
-
-@pytest.fixture
-def serve_runtime(make_engine):
-    """Start the real gRPC server (and HTTP shim) on 127.0.0.1 port 0 over a fresh engine.
-
-    `serve_runtime(token=..., http=..., **engine_limits)` returns a started
-    `BackgroundServer` with `.engine`; every server is stopped at teardown (before the
-    engines shut down).
-    """
-    from inference_engine.server.config import ServerConfig
-    from inference_engine.server.serve import BackgroundServer
-
-    servers = []
-
-    def start(*, token: str | None = None, http: bool = True, **engine_kwargs):
-        engine = make_engine(**engine_kwargs)
-        config = ServerConfig(grpc_port=0, http_port=0 if http else -1, token=token)
-        server = BackgroundServer(engine, config)
-        servers.append(server)
-        server.engine = engine
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def runtime(serve_runtime):
-    """A default server (gRPC + HTTP, auth off) over a fresh engine."""
-    return serve_runtime()
-
-
-@pytest.fixture
-def sdk_client(runtime):
-    """A `kakeya.Client` connected to `runtime`, closed at teardown."""
-    import kakeya
-
-    with kakeya.Client(runtime.grpc_address, timeout=60) as client:
-        yield client
