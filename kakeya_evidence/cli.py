@@ -28,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--baseline", default="", help="baseline evidence.json to compare with")
     run.add_argument("--bench", default="", help="bench.json (default: DIR/bench.json if present)")
     run.add_argument("--no-prewarm", action="store_true", help="fail on a cache miss")
-    run.add_argument("--no-load-time", action="store_true", help="skip timing from_pretrained")
+    run.add_argument(
+        "--load-time",
+        action="store_true",
+        help="also time from_pretrained in the cache stage (the suite reports its own load)",
+    )
     run.set_defaults(func=_run)
     host = sub.add_parser("host-check", help="collect host facts into DIR/stages")
     host.add_argument("--output", default="evidence", help="evidence directory")
@@ -101,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         bench=args.bench,
         rerun_failures=args.rerun_failures,
         prewarm=not args.no_prewarm,
-        measure_load=not args.no_load_time,
+        measure_load=args.load_time,
     )
     code = run_pipeline(config)
     _print_outcome(Path(args.output), code)

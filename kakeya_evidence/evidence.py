@@ -68,7 +68,10 @@ def build_evidence(
     counts = suite.get("counts") or {}
     verdict = decide_verdict(stages, counts)
     pytest_wall = float(suite.get("pytest_wall_s") or 0.0)
-    cache = (files["cache_prewarm"].get("cache")) or {}
+    cache = dict((files["cache_prewarm"].get("cache")) or {})
+    loaded = suite.get("model_load") or {}
+    if cache.get("load_s") is None and loaded.get("load_s") is not None:
+        cache["load_s"] = loaded["load_s"]  # timed where the suite loaded the model
     host = files["host_check"].get("host") or {}
     return {
         "schema": SCHEMA,

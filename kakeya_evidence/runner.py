@@ -52,7 +52,7 @@ class RunConfig:
     bench: str = ""
     rerun_failures: int = 0
     prewarm: bool = True
-    measure_load: bool = True
+    measure_load: bool = False  # the suite reports the load it does anyway
     notebooks_dir: str = ""
 
 

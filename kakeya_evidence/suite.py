@@ -11,6 +11,7 @@ re-run is flaky.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import signal
@@ -46,6 +47,10 @@ __all__ = [
     "run_suite_stage",
 ]
 
+# The suite's model fixture writes how long its load took here (tests/runtime_fixtures.py):
+# the cache facts report that load instead of timing a second one.
+MODEL_LOAD_ENV = "KAKEYA_MODEL_LOAD_FILE"
+MODEL_LOAD_FILE = "model_load.json"
 STAGE = "integration_suite"
 _STACK_WAIT_S = 3.0
 _LOG_TAIL = 4000
@@ -117,6 +122,7 @@ class SuiteOutcome:
     pytest_wall_s: float
     duration_s: float
     runs: list[dict[str, Any]] = field(default_factory=list)
+    model_load: dict[str, Any] | None = None  # what the suite's model fixture recorded
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,6 +133,7 @@ class SuiteOutcome:
             "pytest_wall_s": round(self.pytest_wall_s, 3),
             "tests": [r.to_dict() for r in self.results],
             "runs": self.runs,
+            "model_load": self.model_load,
         }
 
 
@@ -159,6 +166,7 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
         pytest_wall_s=wall,
         duration_s=time.monotonic() - started,
         runs=runs,
+        model_load=_read_model_load(work / "run0" / MODEL_LOAD_FILE),
     )
     write_stage(out, STAGE, outcome.to_dict())
     return outcome
@@ -274,6 +282,14 @@ def _command(config: SuiteConfig, targets: list[str], junit: Path) -> list[str]:
     ]
 
 
+def _read_model_load(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _rootdir(config: SuiteConfig) -> Path:
     """Node ids are relative to this: the working directory when the tests live under it
     (so a repro command runs from there), else the tests' own directory. Left to pytest,
@@ -297,6 +313,7 @@ def _environment(config: SuiteConfig, record: Path, stacks: Path) -> dict[str, s
         PYTHONFAULTHANDLER="1",
     )
     env[pytest_plugin.RECORD_ENV] = str(record.resolve())
+    env[MODEL_LOAD_ENV] = str((record.parent / MODEL_LOAD_FILE).resolve())
     env[pytest_plugin.STACKS_ENV] = str(stacks.resolve())
     return env
 

@@ -8,7 +8,9 @@ Registered from tests/conftest.py, so the model loads only when a test asks for 
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the suites never download
 
@@ -37,7 +39,12 @@ def loaded_model(model_config: ModelConfig):
     """One model load for the whole suite; engines share it."""
     from inference_engine.models.loader import load_model
 
-    return load_model(model_config)
+    loaded = load_model(model_config)
+    record = os.environ.get("KAKEYA_MODEL_LOAD_FILE")  # set by the evidence suite stage
+    if record:
+        facts = {"model_id": loaded.model_id, "revision": loaded.revision, "load_s": loaded.load_s}
+        Path(record).write_text(json.dumps(facts))
+    return loaded
 
 
 @pytest.fixture(scope="session")

@@ -78,3 +78,23 @@ def test_no_tests_is_a_failed_stage(tmp_path):
     outcome = run_suite(_config(empty, tmp_path / "ev"))
     assert outcome.status == "failed"
     assert "no tests" in outcome.reason
+
+
+def test_the_suites_own_model_load_is_recorded_and_reported(tmp_path):
+    """The model fixture's load time reaches the stage file and the evidence's cache facts."""
+    from kakeya_evidence.evidence import build_evidence
+    from kakeya_evidence.stages import write_stage
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_load.py").write_text(
+        "import json, os\n"
+        "def test_loads():\n"
+        "    path = os.environ['KAKEYA_MODEL_LOAD_FILE']\n"
+        "    open(path, 'w').write(json.dumps({'model_id': 'm', 'load_s': 1.25}))\n"
+    )
+    out = tmp_path / "ev"
+    outcome = run_suite(SuiteConfig(tests=str(suite), output_dir=str(out), cwd=str(suite)))
+    assert outcome.model_load == {"model_id": "m", "load_s": 1.25}
+    write_stage(out, "cache_prewarm", {"status": "ok", "cache": {"id": "m", "load_s": None}})
+    assert build_evidence(out)["cache"]["load_s"] == 1.25

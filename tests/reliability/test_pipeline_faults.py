@@ -60,7 +60,7 @@ def test_a_hanging_test_through_the_cli_is_a_named_failure_and_keeps_everything(
     earlier.write_text("kept")
     tests = copy_suite(EVIDENCE_FIXTURES / "hang", tmp_path)
     argv = ["run", "--output", str(out), "--tests", str(tests), "--test-timeout", "2"]
-    code = main([*argv, "--no-load-time"])
+    code = main(argv)
     evidence = evidence_of(out)
     assert code == 1 == evidence["exit_code"] and evidence["verdict"] == "failed"
     assert [s["status"] for s in evidence["stages"]] == ["ok"] * 4, evidence["stages"]
