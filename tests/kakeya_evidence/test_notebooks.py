@@ -46,3 +46,37 @@ def test_the_four_notebooks_execute_with_defaults(tmp_path):
     report = nbformat.read(tmp_path / "03_results_report.ipynb", as_version=4)
     outputs = [o for c in report.cells if c.cell_type == "code" for o in c.outputs]
     assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_the_suite_notebook_reruns_one_test_inline_with_ipytest(tmp_path, monkeypatch):
+    """An engineer sets `inline_nodeid`; that test runs again inside the kernel."""
+    kernel = ensure_kernel()
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_inline.py").write_text(
+        "import os\n"
+        "def test_marks_the_kernel():\n"
+        "    open(os.environ['INLINE_MARK'], 'a').write(str(os.getpid()) + '\\n')\n"
+    )
+    mark = tmp_path / "mark"
+    monkeypatch.setenv("INLINE_MARK", str(mark))  # the kernel and the suite inherit it
+    executed = tmp_path / "02.ipynb"
+    papermill.execute_notebook(
+        str(DEFAULT_NOTEBOOKS_DIR / "02_integration_suite.ipynb"),
+        str(executed),
+        parameters={
+            "output_dir": str(tmp_path / "ev"),
+            "tests": str(suite),
+            "cwd": str(suite),
+            "inline_nodeid": "test_inline.py::test_marks_the_kernel",
+        },
+        kernel_name=kernel,
+        cwd=str(DEFAULT_NOTEBOOKS_DIR),
+        progress_bar=False,
+    )
+    notebook = nbformat.read(executed, as_version=4)
+    last = [c for c in notebook.cells if c.cell_type == "code"][-1]
+    results = [o.data["text/plain"] for o in last.outputs if o.output_type == "execute_result"]
+    assert results == ["0"]  # pytest's exit code for the inline run
+    pids = mark.read_text().split()
+    assert len(pids) == 2 and pids[0] != pids[1]  # once in the subprocess, once in the kernel
