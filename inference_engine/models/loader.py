@@ -18,6 +18,7 @@ from inference_engine.config import ModelConfig
 from inference_engine.device import resolve_device, resolve_dtype
 from inference_engine.errors import ModelNotCached
 from inference_engine.models import hf_cache
+from inference_engine.models.build import quiet_progress_bars
 from inference_engine.models.prewarm import CachedModel, check_model
 
 ATTN_IMPLEMENTATION = "sdpa"
@@ -73,14 +74,15 @@ def read_model(cached: CachedModel, dtype: torch.dtype, cache: Path) -> torch.nn
         ModelNotCached: transformers could not read the cached files.
     """
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            cached.model_id,
-            revision=cached.revision,
-            cache_dir=cache,
-            local_files_only=True,
-            dtype=dtype,
-            attn_implementation=ATTN_IMPLEMENTATION,
-        )
+        with quiet_progress_bars():  # servers and suites log one line, not a progress bar
+            return AutoModelForCausalLM.from_pretrained(
+                cached.model_id,
+                revision=cached.revision,
+                cache_dir=cache,
+                local_files_only=True,
+                dtype=dtype,
+                attn_implementation=ATTN_IMPLEMENTATION,
+            )
     except (OSError, ValueError) as exc:
         raise ModelNotCached(cached.model_id, f"cannot load weights: {exc}") from exc
 
