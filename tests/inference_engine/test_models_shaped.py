@@ -8,26 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
+from test_models_presets import QWEN3_0_6B  # the reference numbers, written once
 
 from inference_engine.config import ModelConfig
 from inference_engine.models.presets import SHAPED_MODEL_ID
 from inference_engine.models.prewarm import CachedModel, prewarm_model
 
 pytestmark = pytest.mark.slow
-
-# From Qwen/Qwen3-0.6B's config.json.
-QWEN3_0_6B = {
-    "vocab_size": 151936,
-    "hidden_size": 1024,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 28,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "max_position_embeddings": 40960,
-    "rms_norm_eps": 1e-6,
-    "tie_word_embeddings": True,
-}
 
 
 @pytest.fixture(scope="module")
