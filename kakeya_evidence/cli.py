@@ -18,7 +18,8 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand (including other modules')."""
-    from kakeya_evidence import bench, github
+    from kakeya_evidence import github
+    from kakeya_evidence.bench.run import register as register_bench
 
     parser = argparse.ArgumentParser(prog="kakeya-evidence", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--bench", default="")
     report.set_defaults(func=_report)
     github.register(sub)
-    bench.register(sub)
+    register_bench(sub)
     return parser
 
 
@@ -113,8 +114,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _host_check(args: argparse.Namespace) -> int:
-    from kakeya_evidence.host import run_host_check
     from kakeya_evidence.runner import check_output_dir
+    from kakeya_evidence.stages.host import run_host_check
 
     facts = run_host_check(check_output_dir(args.output))
     for key, value in facts.items():
@@ -123,8 +124,8 @@ def _host_check(args: argparse.Namespace) -> int:
 
 
 def _prewarm(args: argparse.Namespace) -> int:
-    from kakeya_evidence.cache import CacheConfig, run_cache_stage
     from kakeya_evidence.runner import check_output_dir
+    from kakeya_evidence.stages.cache import CacheConfig, run_cache_stage
 
     config = CacheConfig(model=args.model, prewarm=not args.no_prewarm)
     facts = run_cache_stage(check_output_dir(args.output), config)
@@ -134,7 +135,7 @@ def _prewarm(args: argparse.Namespace) -> int:
 
 def _suite(args: argparse.Namespace) -> int:
     from kakeya_evidence.runner import RunConfig, check_output_dir, validate_config
-    from kakeya_evidence.suite import SuiteConfig, run_suite_stage
+    from kakeya_evidence.stages.suite import SuiteConfig, run_suite_stage
 
     out = check_output_dir(args.output)
     validate_config(RunConfig(device=args.device, dtype=args.dtype, tests=args.tests))

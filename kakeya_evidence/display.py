@@ -49,7 +49,7 @@ def figure_images(figures: dict[str, Any]) -> list[Any]:
 
     from IPython.display import Image
 
-    from kakeya_evidence.plots import figure_to_data_uri
+    from kakeya_evidence.report.plots import figure_to_data_uri
 
     return [
         Image(data=base64.b64decode(figure_to_data_uri(f).split(",", 1)[1]), format="png")

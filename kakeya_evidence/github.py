@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 MARKER = "<!-- kakeya-evidence -->"
-# The placeholders kakeya_evidence.summary leaves in summary.md.
+# The placeholders kakeya_evidence.report.summary leaves in summary.md.
 ARTIFACT_PLACEHOLDER = "{report_url}"
 RUN_PLACEHOLDER = "{run_url}"
 # GitHub rejects issue comments longer than 65,536 characters.

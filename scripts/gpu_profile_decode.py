@@ -12,7 +12,7 @@ import sys
 import time
 
 from inference_engine.config import ModelConfig, RuntimeConfig
-from inference_engine.server.engine import Engine
+from inference_engine.engine import Engine
 from inference_engine.session.events import GenerationParams
 
 

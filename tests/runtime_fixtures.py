@@ -60,7 +60,7 @@ def loaded_model_fp32(model_config: ModelConfig):
 @pytest.fixture
 def make_engine(loaded_model, loaded_model_fp32, model_config):
     """Build engines over the shared model with per-test limits; all are shut down."""
-    from inference_engine.server.engine import Engine
+    from inference_engine.engine import Engine
 
     engines = []
 

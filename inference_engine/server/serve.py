@@ -251,7 +251,7 @@ def run_serve(args: argparse.Namespace) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
-        from inference_engine.server.engine import Engine
+        from inference_engine.engine import Engine
 
         engine = Engine.start(runtime_config(args))
     except RuntimeFault as fault:

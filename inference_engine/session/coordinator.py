@@ -19,8 +19,8 @@ import torch
 from inference_engine.config import RuntimeConfig
 from inference_engine.errors import FailedPrecondition, InvariantViolation
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
+from inference_engine.metrics import RuntimeMetrics
 from inference_engine.scheduler.scheduler import Scheduler, Slot
-from inference_engine.server.metrics import RuntimeMetrics
 from inference_engine.session import generator as gen
 from inference_engine.session.cuda_graph import GraphDecoder, graphs_available
 from inference_engine.session.events import (

@@ -172,7 +172,7 @@ def test_ci_venv_reuses_a_complete_venv_and_prunes_old_ones(tmp_path: Path) -> N
 
 def test_summary_placeholders_are_all_filled() -> None:
     """The PR comment fills every placeholder the summary writer leaves."""
-    summary = pytest.importorskip("kakeya_evidence.summary")
+    summary = pytest.importorskip("kakeya_evidence.report.summary")
     evidence = {"verdict": "passed", "exit_code": 0, "counts": {"passed": 3}, "stages": []}
     text = summary.render_summary(evidence)
     body = github.build_comment_body(text, "https://artifact", "https://run")

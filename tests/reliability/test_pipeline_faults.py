@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from reliability_support import EVIDENCE_FIXTURES, FIXTURES, REPO
 
-from kakeya_evidence.cache import CacheConfig, run_cache_stage
 from kakeya_evidence.cli import main
-from kakeya_evidence.host import run_host_check
 from kakeya_evidence.report import write_report
 from kakeya_evidence.runner import NOTEBOOKS, RunConfig, run_pipeline
-from kakeya_evidence.suite import SuiteConfig, run_suite
+from kakeya_evidence.stages.cache import CacheConfig, run_cache_stage
+from kakeya_evidence.stages.host import run_host_check
+from kakeya_evidence.stages.suite import SuiteConfig, run_suite
 
 ARTIFACTS = ("report.html", "evidence.json", "summary.md")
 DAMAGED = {

@@ -22,7 +22,7 @@ from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
 from inference_engine.proto_gen.kakeya.v1 import runtime_pb2_grpc as pb_grpc
 from kakeya_evidence.report import write_report
 from kakeya_evidence.stages import write_stage
-from kakeya_evidence.suite import SuiteConfig, run_suite
+from kakeya_evidence.stages.suite import SuiteConfig, run_suite
 
 URL = "/v1/chat/completions"
 PROMPT = list(range(10, 40))

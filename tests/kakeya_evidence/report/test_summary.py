@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from kakeya_evidence.summary import MAX_SUMMARY_CHARS, escape_markdown, render_summary
+from kakeya_evidence.report.summary import MAX_SUMMARY_CHARS, escape_markdown, render_summary
 
 
 def _evidence(failures: int) -> dict:

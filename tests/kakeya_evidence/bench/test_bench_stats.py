@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kakeya_evidence.bench_runs import interleave_order, measure_interleaved
-from kakeya_evidence.bench_stats import (
+from kakeya_evidence.bench.runs import interleave_order, measure_interleaved
+from kakeya_evidence.bench.stats import (
     DecodeSample,
     SessionTrace,
     assemble_bench,

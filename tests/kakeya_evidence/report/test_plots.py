@@ -6,9 +6,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from kakeya_evidence import plots
+from kakeya_evidence.report import plots
 
-PERF = json.loads((Path(__file__).parent / "fixtures" / "bench.json").read_text())
+PERF = json.loads((Path(__file__).parents[1] / "fixtures" / "bench.json").read_text())
 TESTS = [
     {"nodeid": "a.py::x", "module": "a.py", "outcome": "passed", "duration_s": 0.2},
     {"nodeid": "a.py::y", "module": "a.py", "outcome": "failed", "duration_s": 1.5},

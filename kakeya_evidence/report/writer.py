@@ -13,12 +13,12 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from kakeya_evidence import plots
-from kakeya_evidence.baseline import compare
-from kakeya_evidence.evidence import build_evidence, load_json, write_json
-from kakeya_evidence.render import render_html
+from kakeya_evidence.report import plots
+from kakeya_evidence.report.baseline import compare
+from kakeya_evidence.report.evidence import build_evidence, load_json, write_json
+from kakeya_evidence.report.html import render_html
+from kakeya_evidence.report.summary import render_summary
 from kakeya_evidence.stages import read_stage
-from kakeya_evidence.summary import render_summary
 
 __all__ = ["RUNNER_STAGE", "Report", "build_figures", "write_report"]
 

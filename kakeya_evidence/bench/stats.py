@@ -1,6 +1,6 @@
 """Pure parts of the benchmark: statistics over repeats, ratios, goals, bench.json assembly.
 
-Nothing here touches a model; `kakeya_evidence.bench_runs` measures and this module turns
+Nothing here touches a model; `kakeya_evidence.bench.runs` measures and this module turns
 the raw samples into the `bench.json` document (see `assemble_bench`).
 """
 

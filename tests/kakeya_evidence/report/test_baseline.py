@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kakeya_evidence.baseline import compare, compare_perf, compare_tests, perf_metrics
+from kakeya_evidence.report.baseline import compare, compare_perf, compare_tests, perf_metrics
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def _tests(**outcomes: str) -> list[dict[str, str]]:

@@ -5,12 +5,12 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from kakeya_evidence.render import render_html
 from kakeya_evidence.report import write_report
+from kakeya_evidence.report.html import render_html
 from kakeya_evidence.stages import write_stage
 
 PAYLOAD = "<script>alert('x')</script>"
-PERF = json.loads((Path(__file__).parent / "fixtures" / "bench.json").read_text())
+PERF = json.loads((Path(__file__).parents[1] / "fixtures" / "bench.json").read_text())
 
 
 class _Scripts(HTMLParser):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kakeya_evidence.results import (
+from kakeya_evidence.stages.results import (
     TestResult,
     count_outcomes,
     mark_rerun,

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kakeya_evidence.stages import write_stage
+from kakeya_evidence.stages.files import write_stage
 
 __all__ = ["collect_host_facts", "package_version", "run_host_check"]
 

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kakeya_evidence import pytest_plugin
 from kakeya_evidence.errors import StageError
-from kakeya_evidence.redact import redact_files, secret_values
-from kakeya_evidence.results import (
+from kakeya_evidence.stages import pytest_plugin
+from kakeya_evidence.stages.files import write_stage
+from kakeya_evidence.stages.redact import redact_files, secret_values
+from kakeya_evidence.stages.results import (
     FAILING,
     TestResult,
     count_outcomes,
@@ -35,7 +36,6 @@ from kakeya_evidence.results import (
     parse_junit,
     parse_record,
 )
-from kakeya_evidence.stages import write_stage
 
 __all__ = [
     "PytestRun",
@@ -303,7 +303,7 @@ def _rootdir(config: SuiteConfig) -> Path:
 
 def _environment(config: SuiteConfig, record: Path, stacks: Path) -> dict[str, str]:
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     env.update(
         KAKEYA_MODEL=config.model,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from inference_engine.config import RuntimeConfig
 from inference_engine.device import dtype_name
+from inference_engine.metrics import RuntimeMetrics
 from inference_engine.models.loader import LoadedModel, load_model
-from inference_engine.server.metrics import RuntimeMetrics
 from inference_engine.session.coordinator import Coordinator, EventStream
 from inference_engine.session.events import Event, GenerationParams, SessionInfo
 

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kakeya_evidence.bench_runs import random_tokens
-from kakeya_evidence.bench_stats import (
+from kakeya_evidence.bench.runs import random_tokens
+from kakeya_evidence.bench.stats import (
     DecodeSample,
     SessionTrace,
     assemble_bench,
@@ -214,7 +214,7 @@ def write_bench(out: Path, bench: dict[str, Any]) -> Path:
 def _engines(loaded: Any, config: BenchConfig) -> Iterator[dict[str, Any]]:
     """The runtime engine; on CUDA also an eager twin (`cuda_graphs=False`) over the same model."""
     from inference_engine.config import CacheConfig, ModelConfig, RuntimeConfig
-    from inference_engine.server.engine import Engine
+    from inference_engine.engine import Engine
 
     cache = CacheConfig(config.sink_tokens, config.window_tokens, config.prefill_chunk_tokens)
     model = ModelConfig(config.model, config.device, config.dtype)
@@ -238,7 +238,7 @@ def _client(engine: Any, config: BenchConfig) -> Iterator[Any]:
     if not config.sdk:
         yield None
         return
-    from kakeya_evidence.bench_runs import sdk_client
+    from kakeya_evidence.bench.runs import sdk_client
 
     with sdk_client(engine) as client:
         yield client
@@ -247,7 +247,7 @@ def _client(engine: Any, config: BenchConfig) -> Iterator[Any]:
 def _measure_decode(
     loaded: Any, engines: dict[str, Any], client: Any, prompt: list[int], config: BenchConfig
 ) -> dict[str, list[DecodeSample]]:
-    from kakeya_evidence import bench_runs as runs
+    from kakeya_evidence.bench import runs
 
     g = config.max_tokens
     variants = {"runtime": lambda: runs.measure_runtime(engines["runtime"], prompt, g)}
@@ -271,7 +271,7 @@ def _measure_decode(
 def _measure_session(
     engine: Any, turns: list[list[int]], config: BenchConfig, repeat: int
 ) -> SessionTrace:
-    from kakeya_evidence.bench_runs import run_long_session
+    from kakeya_evidence.bench.runs import run_long_session
 
     _progress(config, f"long session {repeat + 1}/{config.session_repeats}: T={config.turns}")
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from kakeya_evidence.bench_stats import DecodeSample, SessionTrace
+from kakeya_evidence.bench.stats import DecodeSample, SessionTrace
 
 __all__ = [
     "interleave_order",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kakeya_evidence import bench
-from kakeya_evidence.bench_stats import DecodeSample, SessionTrace, assemble_bench, assemble_session
+from kakeya_evidence.bench import run as bench
+from kakeya_evidence.bench.stats import DecodeSample, SessionTrace, assemble_bench, assemble_session
 from kakeya_evidence.errors import CacheMissError, ParameterError
 
 TINY_ARGS = [
@@ -80,7 +80,7 @@ def test_an_uncached_model_is_a_cache_miss_with_exit_code_2(tmp_path: Path):
 
 def test_module_imports_neither_torch_nor_grpc():
     code = (
-        "import sys, kakeya_evidence.bench\n"
+        "import sys, kakeya_evidence.bench.run\n"
         "print(sorted(m for m in ('torch', 'grpc', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

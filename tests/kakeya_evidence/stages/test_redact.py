@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kakeya_evidence.redact import REDACTED, redact_files, redact_text, secret_values
+from kakeya_evidence.stages.redact import REDACTED, redact_files, redact_text, secret_values
 
 
 def test_secret_values_are_the_known_variables_longest_first():

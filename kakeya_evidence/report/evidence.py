@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kakeya_evidence.host import package_version
 from kakeya_evidence.stages import STAGES, read_stage
+from kakeya_evidence.stages.host import package_version
 
 __all__ = [
     "SCHEMA",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kakeya_evidence.errors import StageError
-from kakeya_evidence.suite import SuiteConfig, run_suite, run_suite_stage
+from kakeya_evidence.stages.suite import SuiteConfig, run_suite, run_suite_stage
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,7 @@ def test_no_tests_is_a_failed_stage(tmp_path):
 
 def test_the_suites_own_model_load_is_recorded_and_reported(tmp_path):
     """The model fixture's load time reaches the stage file and the evidence's cache facts."""
-    from kakeya_evidence.evidence import build_evidence
+    from kakeya_evidence.report.evidence import build_evidence
     from kakeya_evidence.stages import write_stage
 
     suite = tmp_path / "suite"

@@ -1,6 +1,6 @@
 """A small pytest plugin that writes a per-test record as JSON lines.
 
-Loaded with ``-p kakeya_evidence.pytest_plugin``; it writes to the file named by
+Loaded with ``-p kakeya_evidence.stages.pytest_plugin``; it writes to the file named by
 ``KAKEYA_EVIDENCE_RECORD`` (nothing when unset). A ``started`` line is flushed
 before each test runs, so if the process dies, the last started test without a
 ``result`` line names the test that was running. ``SIGUSR1`` dumps every

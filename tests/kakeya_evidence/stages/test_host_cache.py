@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from kakeya_evidence.cache import CacheConfig, check_cache, parse_ok_line
 from kakeya_evidence.errors import CacheMissError
-from kakeya_evidence.host import collect_host_facts, run_host_check
+from kakeya_evidence.stages.cache import CacheConfig, check_cache, parse_ok_line
+from kakeya_evidence.stages.host import collect_host_facts, run_host_check
 
 
 def test_host_facts_cover_what_a_reviewer_needs(tmp_path: Path):

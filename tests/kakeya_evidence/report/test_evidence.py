@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kakeya_evidence.evidence import SCHEMA, build_evidence, decide_verdict
+from kakeya_evidence.report.evidence import SCHEMA, build_evidence, decide_verdict
 from kakeya_evidence.stages import STAGES, write_stage
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kakeya_evidence.errors import CacheMissError, StageError
-from kakeya_evidence.stages import write_stage
+from kakeya_evidence.stages.files import write_stage
 
 __all__ = ["CacheConfig", "check_cache", "parse_ok_line", "prewarm_command", "run_cache_stage"]
 

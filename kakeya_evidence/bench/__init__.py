@@ -1,0 +1,1 @@
+"""``kakeya-evidence bench``: the runtime measured beside plain transformers (see `run`)."""
