@@ -138,7 +138,11 @@ def publish(
     publication = prepare(config)
     failures = 0
     if summary_path:
-        write_step_summary(Path(summary_path), publication.summary)
+        try:
+            write_step_summary(Path(summary_path), publication.summary)
+        except OSError as exc:  # the check run and the comment still go out
+            failures += 1
+            print(f"publish: job summary failed: {exc}", file=sys.stderr)
     if not client.has_token:
         print("publish: GITHUB_TOKEN is not set; nothing was sent", file=sys.stderr)
         return 2

@@ -338,3 +338,13 @@ def test_bad_arguments_are_refused_before_any_request(fake, cli, tmp_path, bad):
         cli([*argv, *bad])
     assert caught.value.code == 2
     assert fake.requests == []
+
+
+def test_an_unwritable_job_summary_does_not_stop_the_check_or_the_comment(
+    fake, cli, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path))  # a directory: cannot append
+    rc, _ = cli(publish_argv(write(tmp_path, evidence([test_row(1, "passed")]))))
+    assert rc == 2
+    assert only_check_run(fake)["conclusion"] == "success"
+    assert "PASSED" in bot_comments(fake)[0]["body"]
