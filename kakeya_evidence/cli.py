@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also time from_pretrained in the cache stage (the suite reports its own load)",
     )
     run.set_defaults(func=_run)
-    host = sub.add_parser("host-check", help="collect host facts into DIR/stages")
+    host = sub.add_parser("host-check", help="collect host facts into DIR/stages; check needs")
     host.add_argument("--output", default="evidence", help="evidence directory")
+    _add_host_requirement_args(host)
     host.set_defaults(func=_host_check)
     prewarm = sub.add_parser("prewarm", help="check (and fill) the model cache")
     prewarm.add_argument("--model", default="kakeya/tiny-qwen3")
@@ -72,6 +73,14 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
     parser.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16")
     parser.add_argument("--output", default="evidence", help="evidence directory")
+
+
+def _add_host_requirement_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--require-device", choices=("mps", "cuda", "cpu"), default="", help="must be usable"
+    )
+    parser.add_argument("--min-memory-gb", type=float, default=0.0, help="total memory, GB")
+    parser.add_argument("--min-free-disk-gb", type=float, default=0.0, help="free disk, GB")
 
 
 def _add_suite_args(parser: argparse.ArgumentParser) -> None:
@@ -114,13 +123,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _host_check(args: argparse.Namespace) -> int:
+    """Exit 2 when a requirement is unmet; the message names each one."""
     from kakeya_evidence.runner import check_output_dir
-    from kakeya_evidence.stages.host import run_host_check
+    from kakeya_evidence.stages.host import HostRequirements, run_host_check, unmet_requirements
 
-    facts = run_host_check(check_output_dir(args.output))
+    needs = HostRequirements(args.require_device, args.min_memory_gb, args.min_free_disk_gb)
+    facts = run_host_check(check_output_dir(args.output), needs)
     for key, value in facts.items():
         print(f"{key}: {value}")
-    return 0
+    unmet = unmet_requirements(facts, needs)
+    for problem in unmet:
+        print(f"kakeya-evidence: host requirement not met: {problem}", file=sys.stderr)
+    return 2 if unmet else 0
 
 
 def _prewarm(args: argparse.Namespace) -> int:

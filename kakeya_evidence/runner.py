@@ -133,6 +133,10 @@ def run_pipeline(config: RunConfig) -> int:
 def _run_stage(
     name: str, config: RunConfig, out: Path, kernel: str, state: dict[str, Any]
 ) -> dict[str, Any]:
+    host = state["stages"].get("host_check")
+    if name != "host_check" and host and host["status"] != "ok":
+        # The host cannot give meaningful evidence (e.g. --device mps without MPS): stop here.
+        return {"status": "skipped", "duration_s": 0.0, "reason": "host_check did not pass"}
     cache = state["stages"].get("cache_prewarm")
     if name == "integration_suite" and cache and cache["status"] != "ok":
         return {"status": "skipped", "duration_s": 0.0, "reason": "cache_prewarm did not pass"}
@@ -166,7 +170,9 @@ def _notebook(
 def _parameters(name: str, config: RunConfig, out: Path) -> dict[str, Any]:
     common = {"output_dir": str(out)}
     if name == "host_check":
-        return common
+        # An explicit accelerator must really be there; auto and cpu need none.
+        required = config.device if config.device in ("mps", "cuda") else ""
+        return {**common, "require_device": required}
     if name == "cache_prewarm":
         return {
             **common,

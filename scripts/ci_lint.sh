@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lint the repository the way the CI gate does: ruff (lint and format), actionlint, zizmor.
+# Lint the repository the way the CI gate does: ruff (lint and format), actionlint, zizmor
+# (pedantic), and the runtime path lists that sync-paths writes into the YAML files.
 #
 # Usage: scripts/ci_lint.sh [--workflows-only]
 #   --workflows-only  run just actionlint and zizmor on .github/workflows (tests/ci uses it)
@@ -24,5 +25,6 @@ if [ "$workflows_only" -eq 0 ]; then
   check ruff format --check .
 fi
 check actionlint -config-file .github/actionlint.yaml
-check zizmor --offline --min-severity low .github/workflows
+check zizmor --offline --persona pedantic .github/workflows
+check python3 scripts/ci_github.py sync-paths --check
 exit "$status"

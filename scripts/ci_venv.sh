@@ -7,6 +7,11 @@
 # not finish has no .kakeya-complete stamp and is rebuilt. Older venvs beyond
 # $KAKEYA_VENV_KEEP are pruned.
 #
+# The interpreter must satisfy pyproject.toml's requires-python: on a Mac, `python3` on
+# a plain PATH is Apple's 3.9, so the runner's .env sets PYTHON to Homebrew's python3.12
+# and this script refuses (exit 2, naming PYTHON) any older interpreter before it
+# builds anything.
+#
 # Usage: scripts/ci_venv.sh [--dry-run]
 # Env:   KAKEYA_VENV_ROOT (default ~/kakeya-venvs), PYTHON (default python3),
 #        KAKEYA_EXTRAS (default evidence,test), KAKEYA_VENV_KEEP (default 3),
@@ -24,6 +29,22 @@ python_bin="${PYTHON:-python3}"
 root="${KAKEYA_VENV_ROOT:-$HOME/kakeya-venvs}"
 extras="${KAKEYA_EXTRAS:-evidence,test}"
 keep="${KAKEYA_VENV_KEEP:-3}"
+
+required="$(sed -n 's/^requires-python *= *">= *\([0-9][0-9.]*\)".*/\1/p' \
+  "$project_dir/pyproject.toml")"
+required="${required:-3.11}"
+if ! version="$("$python_bin" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)"
+then
+  echo "cannot run PYTHON=$python_bin; set PYTHON to a Python >= $required" >&2
+  exit 2
+fi
+if [ "${version%%.*}" -lt "${required%%.*}" ] || {
+  [ "${version%%.*}" -eq "${required%%.*}" ] && [ "${version#*.}" -lt "${required#*.}" ]
+}; then
+  echo "PYTHON=$python_bin is Python $version; the project requires >= $required." >&2
+  echo "Set PYTHON in the runner's .env, e.g. PYTHON=/opt/homebrew/bin/python3.12" >&2
+  exit 2
+fi
 
 key="$("$python_bin" - "$project_dir" <<'PY'
 import hashlib, pathlib, sys

@@ -1,23 +1,41 @@
-"""Host facts: processor, memory, OS, Python, library versions, accelerators, disk."""
+"""Host facts: processor, memory, OS, Python, library versions, accelerators, disk.
+
+The facts are always collected; :class:`HostRequirements` (a device that must be
+available, minimum memory and free disk) turn the stage ``failed`` with a reason
+that names each unmet requirement, so a Mac without MPS stops here instead of
+quietly running on the CPU.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from kakeya_evidence.errors import ParameterError
 from kakeya_evidence.stages.files import write_stage
 
-__all__ = ["collect_host_facts", "package_version", "run_host_check"]
+__all__ = [
+    "REQUIRABLE_DEVICES",
+    "HostRequirements",
+    "collect_host_facts",
+    "package_version",
+    "run_host_check",
+    "unmet_requirements",
+]
 
 STAGE = "host_check"
+REQUIRABLE_DEVICES = ("mps", "cuda", "cpu")
+_GB = 1e9  # decimal gigabytes, as disk and memory sizes are sold
 _PROBE = (
     "import json, torch\n"
     "mps = getattr(torch.backends, 'mps', None)\n"
@@ -25,6 +43,51 @@ _PROBE = (
     " 'cuda_devices': torch.cuda.device_count(),"
     " 'mps': bool(mps and mps.is_available())}))\n"
 )
+
+
+@dataclass(frozen=True)
+class HostRequirements:
+    """What the host must offer for the run to mean anything (all optional).
+
+    Attributes:
+        require_device: "mps", "cuda" or "cpu" must be usable; "" requires none.
+        min_memory_gb: Minimum total physical memory, decimal GB.
+        min_free_disk_gb: Minimum free space on the output directory's disk, decimal GB.
+    """
+
+    require_device: str = ""
+    min_memory_gb: float = 0.0
+    min_free_disk_gb: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.require_device not in ("", *REQUIRABLE_DEVICES):
+            raise ParameterError(
+                f"require_device must be one of {', '.join(REQUIRABLE_DEVICES)}; "
+                f"got {self.require_device!r}"
+            )
+        for name in ("min_memory_gb", "min_free_disk_gb"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ParameterError(f"{name} must be a number >= 0, got {value!r}")
+
+
+def unmet_requirements(facts: dict[str, Any], requirements: HostRequirements) -> list[str]:
+    """Name every requirement the host facts do not meet (empty when all are met)."""
+    unmet = []
+    device = requirements.require_device
+    if device in ("mps", "cuda") and facts.get(device) is not True:
+        why = facts.get("probe_error") or f"torch reports {device} available = {facts.get(device)}"
+        unmet.append(f"device {device} is not available ({why})")
+    for key, minimum, what in (
+        ("memory_total_bytes", requirements.min_memory_gb, "memory"),
+        ("disk_free_bytes", requirements.min_free_disk_gb, "free disk"),
+    ):
+        value = facts.get(key)
+        if minimum and value is None:
+            unmet.append(f"{what} is unknown, {minimum:g} GB required")
+        elif minimum and value < minimum * _GB:
+            unmet.append(f"{what} is {value / _GB:.1f} GB, {minimum:g} GB required")
+    return unmet
 
 
 def package_version(name: str) -> str | None:
@@ -63,20 +126,32 @@ def collect_host_facts(
     }
 
 
-def run_host_check(output_dir: Path | str) -> dict[str, Any]:
-    """Collect host facts and write stages/host_check.json.
+def run_host_check(
+    output_dir: Path | str, requirements: HostRequirements | None = None
+) -> dict[str, Any]:
+    """Collect host facts, check them against ``requirements``, write stages/host_check.json.
+
+    The stage is ``failed`` when a requirement is unmet; its reason names each one.
 
     Args:
         output_dir: The evidence directory.
+        requirements: What the host must offer (None: nothing).
 
     Returns:
         The host facts.
     """
     started = time.monotonic()
+    requirements = requirements or HostRequirements()
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     facts = collect_host_facts(output_dir)
-    stage = {"status": "ok", "reason": "", "duration_s": round(time.monotonic() - started, 3)}
-    write_stage(output_dir, STAGE, {**stage, "host": facts})
+    unmet = unmet_requirements(facts, requirements)
+    stage = {
+        "status": "failed" if unmet else "ok",
+        "reason": ("host requirement not met: " + "; ".join(unmet)) if unmet else "",
+        "duration_s": round(time.monotonic() - started, 3),
+    }
+    extra = {"requirements": asdict(requirements), "unmet": unmet}
+    write_stage(output_dir, STAGE, {**stage, "host": facts, **extra})
     return facts
 
 

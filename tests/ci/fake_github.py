@@ -1,14 +1,32 @@
-"""A small fake of the GitHub REST API, served for real on 127.0.0.1 port 0.
+"""A fake of the GitHub REST API, served for real on 127.0.0.1 port 0.
 
-Only what ``kakeya_evidence.github`` calls: issue comments (list, create,
-update), pull request files, artifacts (list, zip download through a redirect).
-Lists are paginated with ``per_page`` and a ``Link: rel="next"`` header, like
-GitHub. Every request is recorded (method, path, Authorization header) so tests
-can check what was sent.
+It behaves as GitHub's REST documentation describes the parts that
+``kakeya_evidence.github`` uses, so that a test passing here means something:
+
+- authentication: a request without a token is 401 "Requires authentication", an
+  unknown token 401 "Bad credentials". ``GET /user`` answers a user token with its
+  user and an installation token (what ``GITHUB_TOKEN`` is) with 403 "Resource not
+  accessible by integration";
+- authorship: a comment carries ``user.login`` and ``user.type`` of the token that
+  wrote it (``github-actions[bot]``, ``Bot`` for the workflow token). Like GitHub, the
+  fake lets a token with write access edit anyone's comment: refusing to is the
+  client's job;
+- issue comments: bodies over 65,536 characters are 422 "Validation Failed";
+- pagination: ``per_page`` (default 30, at most 100) and ``page``, with a ``Link``
+  header carrying ``next``/``last`` (and ``prev``/``first``) like GitHub's;
+- the Checks API: create (201) and update (200) check runs; ``conclusion`` is required
+  with ``status: completed`` and completes the run; ``output`` needs ``title`` and
+  ``summary`` (each text at most 65,535 characters); ``output.annotations`` takes at
+  most 50 per request (422 beyond) and each update appends to the run's annotations;
+- artifacts: listed newest first (``{"total_count", "artifacts"}``), and the zip is a
+  302 redirect to a storage URL that needs no token (an expired artifact is 410).
+
+Every request is recorded (method, path, Authorization header, body).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
@@ -17,7 +35,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+INSTALLATION_TOKEN = "ghs_installationTOKEN0123456789"
+USER_TOKEN = "ghp_personalTOKEN0123456789"
+BOT = {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}
+MAX_COMMENT_CHARS = 65_536
+MAX_OUTPUT_CHARS = 65_535
+MAX_ANNOTATIONS_PER_REQUEST = 50
+MAX_LISTED_PR_FILES = 3000
+CHECK_STATUSES = {"queued", "in_progress", "completed"}
+CONCLUSIONS = {
+    "action_required", "cancelled", "failure", "neutral", "success", "skipped", "timed_out",
+}  # fmt: skip
+ANNOTATION_LEVELS = {"notice", "warning", "failure"}
+_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass
@@ -32,23 +64,51 @@ class Recorded:
 
 @dataclass
 class FakeGitHub:
-    """State of the fake: comments per PR, files per PR, artifacts and their zips."""
+    """State of the fake: identities, comments, PR files, check runs, artifacts."""
 
+    identities: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            INSTALLATION_TOKEN: {**BOT, "installation": True},
+            USER_TOKEN: {"login": "maintainer", "id": 7, "type": "User", "installation": False},
+        }
+    )
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[int, list[str]] = field(default_factory=dict)
+    check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     zips: dict[int, bytes] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     base_url: str = ""
     fail_status: int | None = None
-    _next_id: int = 1000
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1001))
 
-    def add_comment(self, pr: int, body: str) -> dict[str, Any]:
-        """Store a comment as if someone had posted it."""
-        self._next_id += 1
-        comment = {"id": self._next_id, "body": body, "html_url": f"https://x/c/{self._next_id}"}
+    def add_comment(self, pr: int, body: str, user: dict[str, Any] | None = None) -> dict:
+        """Store a comment as if ``user`` (a human by default) had posted it."""
+        author = user or {"login": "octocat", "id": 1, "type": "User"}
+        cid = next(self._ids)
+        comment = {
+            "id": cid,
+            "body": body,
+            "user": {k: author[k] for k in ("login", "id", "type")},
+            "html_url": f"https://github.com/o/r/pull/{pr}#issuecomment-{cid}",
+            "performed_via_github_app": None,
+        }
         self.comments.setdefault(pr, []).append(comment)
         return comment
+
+    def add_artifact(self, name: str, zip_bytes: bytes, **run: Any) -> dict[str, Any]:
+        """Store an artifact, newest first as GitHub lists them."""
+        aid = next(self._ids)
+        workflow_run = {"id": aid * 10, "repository_id": 1, "head_repository_id": 1, **run}
+        expired = bool(workflow_run.pop("expired", False))
+        item = {"id": aid, "name": name, "expired": expired, "workflow_run": workflow_run}
+        self.artifacts.insert(0, item)
+        self.zips[aid] = zip_bytes
+        return item
+
+    def annotations(self, run_id: int) -> list[dict[str, Any]]:
+        """Every annotation the check run holds."""
+        return self.check_runs[run_id]["annotations"]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -69,83 +129,266 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         state = self.server.state
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            self.send_json(400, {"message": "Problems parsing JSON"})
+            return
         auth = self.headers.get("Authorization")
         state.requests.append(Recorded(method, self.path, auth, body))
-        if state.fail_status and self.path.startswith("/repos/"):
-            self._send_json(state.fail_status, {"message": "boom"})
-            return
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if url.path.startswith("/storage/"):
+            _storage(self, state, url.path)
+            return
+        identity = self._identity(state, auth)
+        if identity is None:
+            return
+        if state.fail_status:
+            self.send_json(state.fail_status, {"message": "boom"})
+            return
         for pattern, handler in _ROUTES:
             match = re.fullmatch(pattern, f"{method} {url.path}")
             if match:
-                handler(self, state, query, body, *match.groups())
+                handler(self, state, identity, query, body, *match.groups())
                 return
-        self._send_json(404, {"message": "Not Found"})
+        self.send_json(404, {"message": "Not Found"})
 
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def _identity(self, state: FakeGitHub, auth: str | None) -> dict[str, Any] | None:
+        if not auth:
+            self.send_json(401, {"message": "Requires authentication"})
+            return None
+        token = auth.removeprefix("Bearer ").removeprefix("token ")
+        identity = state.identities.get(token)
+        if identity is None:
+            self.send_json(401, {"message": "Bad credentials"})
+        return identity
+
+    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
 
-    def send_page(self, items: list[Any], query: dict[str, str], path: str) -> None:
-        per_page = int(query.get("per_page", "30"))
-        page = int(query.get("page", "1"))
+    def send_page(self, items: list[Any], query: dict[str, str], path: str, wrap: str = "") -> None:
+        per_page = min(int(query.get("per_page", "30")), 100)
+        page = max(int(query.get("page", "1")), 1)
+        last = max((len(items) + per_page - 1) // per_page, 1)
         chunk = items[(page - 1) * per_page : page * per_page]
-        headers = {}
-        if page * per_page < len(items):
-            rest = "&".join(f"{k}={v}" for k, v in query.items() if k != "page")
-            headers["Link"] = (
-                f'<{self.server.state.base_url}{path}?{rest}&page={page + 1}>; rel="next"'
-            )
-        self._send_json(200, chunk, headers)
+        base = f"{self.server.state.base_url}{path}"
+        rels = {"next": page + 1, "last": last} if page < last else {}
+        if page > 1:
+            rels.update({"prev": page - 1, "first": 1})
+        links = [f'<{base}?{urlencode({**query, "page": n})}>; rel="{r}"' for r, n in rels.items()]
+        headers = {"Link": ", ".join(links)} if links else {}
+        payload: Any = {"total_count": len(items), wrap: chunk} if wrap else chunk
+        self.send_json(200, payload, headers)
+
+    def validation_failed(self, message: str, field_name: str = "") -> None:
+        error = {"code": "custom", "field": field_name, "message": message}
+        self.send_json(422, {"message": "Validation Failed", "errors": [error]})
 
 
-def _list_comments(h: _Handler, s: FakeGitHub, q: dict, _b: Any, repo: str, pr: str) -> None:
+# ------------------------------------------------------------------------- users
+
+
+def _get_user(h: _Handler, _s: FakeGitHub, me: dict, *_: Any) -> None:
+    if me["installation"]:
+        h.send_json(
+            403,
+            {
+                "message": "Resource not accessible by integration",
+                "documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user",
+            },
+        )
+        return
+    h.send_json(200, {k: me[k] for k in ("login", "id", "type")})
+
+
+# ---------------------------------------------------------------------- comments
+
+
+def _list_comments(h: _Handler, s: FakeGitHub, _me: dict, q: dict, _b: Any, repo: str, pr: str):
     h.send_page(s.comments.get(int(pr), []), q, f"/repos/{repo}/issues/{pr}/comments")
 
 
-def _create_comment(h: _Handler, s: FakeGitHub, _q: dict, b: Any, _repo: str, pr: str) -> None:
-    h._send_json(201, s.add_comment(int(pr), b["body"]))
+def _comment_body_problem(body: Any) -> str | None:
+    if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+        return "body is missing"
+    if len(body["body"]) > MAX_COMMENT_CHARS:
+        return f"body is too long (maximum is {MAX_COMMENT_CHARS} characters)"
+    return None
 
 
-def _update_comment(h: _Handler, s: FakeGitHub, _q: dict, b: Any, _repo: str, cid: str) -> None:
+def _create_comment(h: _Handler, s: FakeGitHub, me: dict, _q: dict, b: Any, _r: str, pr: str):
+    problem = _comment_body_problem(b)
+    if problem:
+        h.validation_failed(problem, "body")
+        return
+    h.send_json(201, s.add_comment(int(pr), b["body"], me))
+
+
+def _update_comment(h: _Handler, s: FakeGitHub, _me: dict, _q: dict, b: Any, _r: str, cid: str):
+    problem = _comment_body_problem(b)
+    if problem:
+        h.validation_failed(problem, "body")
+        return
     for comment in (c for cs in s.comments.values() for c in cs):
         if comment["id"] == int(cid):
             comment["body"] = b["body"]
-            h._send_json(200, comment)
+            h.send_json(200, comment)
             return
-    h._send_json(404, {"message": "Not Found"})
+    h.send_json(404, {"message": "Not Found"})
 
 
-def _list_files(h: _Handler, s: FakeGitHub, q: dict, _b: Any, repo: str, pr: str) -> None:
-    files = [{"filename": name} for name in s.files.get(int(pr), [])]
-    h.send_page(files, q, f"/repos/{repo}/pulls/{pr}/files")
+# ---------------------------------------------------------------- pull requests
 
 
-def _list_artifacts(h: _Handler, s: FakeGitHub, q: dict, _b: Any, repo: str) -> None:
-    items = [a for a in s.artifacts if a["name"] == q.get("name", a["name"])]
-    per_page = int(q.get("per_page", "30"))
-    page = int(q.get("page", "1"))
-    chunk = items[(page - 1) * per_page : page * per_page]
-    h._send_json(200, {"total_count": len(items), "artifacts": chunk})
+def _list_files(h: _Handler, s: FakeGitHub, _me: dict, q: dict, _b: Any, repo: str, pr: str):
+    names = s.files.get(int(pr), [])[:MAX_LISTED_PR_FILES]
+    items = [{"filename": name, "status": "modified"} for name in names]
+    h.send_page(items, q, f"/repos/{repo}/pulls/{pr}/files")
 
 
-def _artifact_zip(h: _Handler, s: FakeGitHub, _q: dict, _b: Any, _repo: str, aid: str) -> None:
+# ------------------------------------------------------------------------ checks
+
+
+def _check_problem(body: Any, creating: bool) -> str | None:
+    if not isinstance(body, dict):
+        return "body must be an object"
+    if creating and not (isinstance(body.get("name"), str) and body["name"]):
+        return "name is required"
+    if creating and not _SHA.match(str(body.get("head_sha") or "")):
+        return "head_sha is not a valid commit SHA"
+    if body.get("status") is not None and body["status"] not in CHECK_STATUSES:
+        return f"status {body['status']!r} is not included in the list"
+    if body.get("conclusion") is not None and body["conclusion"] not in CONCLUSIONS:
+        return f"conclusion {body['conclusion']!r} is not included in the list"
+    if body.get("status") == "completed" and not body.get("conclusion"):
+        return "conclusion is required when status is completed"
+    output = body.get("output")
+    return None if output is None else _output_problem(output)
+
+
+def _output_problem(output: Any) -> str | None:
+    if not isinstance(output, dict):
+        return "output must be an object"
+    for key in ("title", "summary"):
+        if not isinstance(output.get(key), str):
+            return f"output.{key} is required"
+    for key in ("summary", "text"):
+        if len(output.get(key) or "") > MAX_OUTPUT_CHARS:
+            return f"output.{key} is too long (maximum is {MAX_OUTPUT_CHARS} characters)"
+    annotations = output.get("annotations") or []
+    if len(annotations) > MAX_ANNOTATIONS_PER_REQUEST:
+        return f"output.annotations: at most {MAX_ANNOTATIONS_PER_REQUEST} per request"
+    return next(filter(None, map(_annotation_problem, annotations)), None)
+
+
+def _annotation_problem(a: Any) -> str | None:
+    if not isinstance(a, dict):
+        return "annotation must be an object"
+    for key in ("path", "message"):
+        if not isinstance(a.get(key), str) or not a[key]:
+            return f"annotation {key} is required"
+    for key in ("start_line", "end_line"):
+        if not isinstance(a.get(key), int) or a[key] < 1:
+            return f"annotation {key} must be a positive integer"
+    if a.get("annotation_level") not in ANNOTATION_LEVELS:
+        return "annotation_level must be notice, warning or failure"
+    if len(a.get("title") or "") > 255 or len(a["message"]) > 65_536:
+        return "annotation title or message is too long"
+    return None
+
+
+def _check_view(run: dict[str, Any]) -> dict[str, Any]:
+    view = {k: v for k, v in run.items() if k != "annotations"}
+    output = dict(run.get("output") or {})
+    output.pop("annotations", None)
+    output["annotations_count"] = len(run["annotations"])
+    return {**view, "output": output}
+
+
+def _apply(run: dict[str, Any], body: dict[str, Any]) -> None:
+    for key in ("name", "details_url", "external_id", "started_at", "completed_at", "status"):
+        if key in body:
+            run[key] = body[key]
+    if body.get("conclusion"):
+        run["conclusion"], run["status"] = body["conclusion"], "completed"
+    if "output" in body:
+        output = dict(body["output"])
+        run["annotations"].extend(output.pop("annotations", None) or [])
+        run["output"] = output
+
+
+def _create_check(h: _Handler, s: FakeGitHub, _me: dict, _q: dict, b: Any, repo: str):
+    problem = _check_problem(b, creating=True)
+    if problem:
+        h.validation_failed(problem)
+        return
+    rid = next(s._ids)
+    run = {
+        "id": rid,
+        "head_sha": b["head_sha"],
+        "status": "queued",
+        "conclusion": None,
+        "html_url": f"https://github.com/{repo}/runs/{rid}",
+        "app": {"slug": "github-actions"},
+        "annotations": [],
+        "output": {},
+    }
+    _apply(run, b)
+    s.check_runs[rid] = run
+    h.send_json(201, _check_view(run))
+
+
+def _update_check(h: _Handler, s: FakeGitHub, _me: dict, _q: dict, b: Any, _r: str, rid: str):
+    run = s.check_runs.get(int(rid))
+    if run is None:
+        h.send_json(404, {"message": "Not Found"})
+        return
+    problem = _check_problem(b, creating=False)
+    if problem:
+        h.validation_failed(problem)
+        return
+    _apply(run, b)
+    h.send_json(200, _check_view(run))
+
+
+# --------------------------------------------------------------------- artifacts
+
+
+def _list_artifacts(h: _Handler, s: FakeGitHub, _me: dict, q: dict, _b: Any, repo: str):
+    name = q.get("name")
+    items = [a for a in s.artifacts if name is None or a["name"] == name]
+    h.send_page(items, q, f"/repos/{repo}/actions/artifacts", wrap="artifacts")
+
+
+def _artifact_zip(h: _Handler, s: FakeGitHub, _me: dict, _q: dict, _b: Any, _r: str, aid: str):
+    artifact = next((a for a in s.artifacts if a["id"] == int(aid)), None)
+    if artifact is None:
+        h.send_json(404, {"message": "Not Found"})
+        return
+    if artifact["expired"]:
+        h.send_json(410, {"message": "Artifact has expired"})
+        return
     h.send_response(302)
-    h.send_header("Location", f"{s.base_url}/storage/{aid}.zip?sig=abc")
+    h.send_header("Location", f"{s.base_url}/storage/{aid}.zip?sig=signed")
     h.send_header("Content-Length", "0")
     h.end_headers()
 
 
-def _storage(h: _Handler, s: FakeGitHub, _q: dict, _b: Any, aid: str) -> None:
-    data = s.zips[int(aid)]
+def _storage(h: _Handler, s: FakeGitHub, path: str) -> None:
+    match = re.fullmatch(r"/storage/(\d+)\.zip", path)
+    data = s.zips.get(int(match.group(1))) if match else None
+    if data is None:
+        h.send_json(404, {"message": "Not Found"})
+        return
     h.send_response(200)
     h.send_header("Content-Type", "application/zip")
     h.send_header("Content-Length", str(len(data)))
@@ -155,13 +398,15 @@ def _storage(h: _Handler, s: FakeGitHub, _q: dict, _b: Any, aid: str) -> None:
 
 _REPO = r"([^/]+/[^/]+)"
 _ROUTES = [
+    (r"GET /user", _get_user),
     (rf"GET /repos/{_REPO}/issues/(\d+)/comments", _list_comments),
     (rf"POST /repos/{_REPO}/issues/(\d+)/comments", _create_comment),
     (rf"PATCH /repos/{_REPO}/issues/comments/(\d+)", _update_comment),
     (rf"GET /repos/{_REPO}/pulls/(\d+)/files", _list_files),
+    (rf"POST /repos/{_REPO}/check-runs", _create_check),
+    (rf"PATCH /repos/{_REPO}/check-runs/(\d+)", _update_check),
     (rf"GET /repos/{_REPO}/actions/artifacts", _list_artifacts),
     (rf"GET /repos/{_REPO}/actions/artifacts/(\d+)/zip", _artifact_zip),
-    (r"GET /storage/(\d+)\.zip", _storage),
 ]
 
 

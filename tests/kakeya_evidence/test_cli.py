@@ -10,7 +10,7 @@ from kakeya_evidence.cli import build_parser, main
 def test_every_subcommand_is_registered():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here
-    assert {"run", "host-check", "prewarm", "suite", "report", "pr-comment", "annotate"} <= set(
+    assert {"run", "host-check", "prewarm", "suite", "report", "publish", "annotate"} <= set(
         commands
     )
 
