@@ -11,8 +11,6 @@ from fake_github import INSTALLATION_TOKEN, FakeGitHub, serve_fake_github
 
 from kakeya_evidence import github
 
-REPO = "octo/kakeya"
-
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:

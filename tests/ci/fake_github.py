@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 INSTALLATION_TOKEN = "ghs_installationTOKEN0123456789"
+REPO = "octo/kakeya"  # the repository the tests publish to
 USER_TOKEN = "ghp_personalTOKEN0123456789"
 BOT = {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}
 MAX_COMMENT_CHARS = 65_536

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from fake_github import REPO
 
 from kakeya_evidence.github.gate import MAIN_ARTIFACT
 

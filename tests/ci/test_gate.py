@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from fake_github import REPO
 
 from kakeya_evidence.github.gate import MAIN_ARTIFACT, PR_ARTIFACT
 from kakeya_evidence.github.paths import AUTO_LABEL, MAINTAINER_LABEL

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPO
-from fake_github import INSTALLATION_TOKEN, USER_TOKEN, FakeGitHub
+from fake_github import INSTALLATION_TOKEN, REPO, USER_TOKEN, FakeGitHub
 
 from kakeya_evidence.github.client import GitHubApiError, GitHubClient, check_repo, check_sha
 

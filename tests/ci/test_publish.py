@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO
-from fake_github import BOT, USER_TOKEN, FakeGitHub
+from fake_github import BOT, REPO, USER_TOKEN, FakeGitHub
 from markdown_it import MarkdownIt
 
 from kakeya_evidence.github.comment import DEFAULT_BOT_LOGIN, MAX_COMMENT_CHARS
