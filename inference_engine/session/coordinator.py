@@ -67,6 +67,7 @@ class Coordinator:
         self.graphs = config.cache.cuda_graphs and graphs_available(self.shape.device)
         self.store = SessionStore(config.store, on_end=self._on_session_end)
         self.scheduler = Scheduler(config.scheduler)
+        metrics.watch(self.scheduler, config.store)
 
     # -- lifecycle ---------------------------------------------------------------
     def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
@@ -143,7 +144,6 @@ class Coordinator:
             session.touched_at = time.monotonic()
 
     def _stream(self, session: Session, params: GenerationParams, slot: Slot) -> EventStream:
-        self.metrics.scheduler_running.set(self.scheduler.running)
         outcome: dict[str, DoneEvent] = {}
 
         def events() -> Iterator[Event]:
@@ -246,7 +246,6 @@ class Coordinator:
 
     def _record(self, done: DoneEvent | None) -> None:
         m = self.metrics
-        m.scheduler_running.set(self.scheduler.running)
         reason = done.stop_reason.value if done else StopReason.CANCELLED.value
         m.generate_total.labels(stop_reason=reason).inc()
         if done is not None:
