@@ -28,6 +28,7 @@ class Admission(Protocol):
     @property
     def queued(self) -> int: ...
 
+
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
 _SECOND_BUCKETS = (0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _RATE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
