@@ -144,23 +144,28 @@ class Coordinator:
             session.touched_at = time.monotonic()
 
     def _stream(self, session: Session, params: GenerationParams, slot: Slot) -> EventStream:
-        outcome: dict[str, DoneEvent] = {}
+        done: list[DoneEvent] = []
+        failed: list[Exception] = []
 
         def events() -> Iterator[Event]:
             try:
                 for event in self._run(session, params, slot.cancel):
                     if isinstance(event, DoneEvent):
-                        outcome["done"] = event
+                        done.append(event)
                     yield event
             except InvariantViolation as violation:
+                failed.append(violation)
                 self.metrics.cache_invariant_violations_total.labels(kind=violation.kind).inc()
                 self.store.fail(session, f"invariant {violation.kind}")
+                raise
+            except Exception as error:  # GeneratorExit (a consumer leaving) is no failure
+                failed.append(error)
                 raise
 
         def finish() -> None:
             self.scheduler.release(slot)
             self._unclaim(session)
-            self._record(outcome.get("done"))
+            self._record(done[-1] if done else None, failed=bool(failed))
 
         return EventStream(events(), finish)
 
@@ -244,9 +249,12 @@ class Coordinator:
             generating=session.busy,
         )
 
-    def _record(self, done: DoneEvent | None) -> None:
+    def _record(self, done: DoneEvent | None, failed: bool) -> None:
         m = self.metrics
-        reason = done.stop_reason.value if done else StopReason.CANCELLED.value
+        if failed:
+            reason = "FAILED"
+        else:
+            reason = done.stop_reason.value if done else StopReason.CANCELLED.value
         m.generate_total.labels(stop_reason=reason).inc()
         if done is not None:
             m.generate_prefill_tokens.observe(done.prefill_tokens)
