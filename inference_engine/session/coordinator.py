@@ -85,6 +85,7 @@ class Coordinator:
         limit = self.config.limits.max_append_tokens
         ids = check_token_ids("token_ids", token_ids, self.vocab_size, limit)
         with self.store.lock:
+            self.store.check_accepting()
             session = self.store.get(session_id)
             if session.busy:
                 raise FailedPrecondition(f"session {session_id!r} is generating; append after it")
@@ -103,6 +104,7 @@ class Coordinator:
             session.state.cancel.set()
 
     def shutdown(self) -> None:
+        self.store.stop_accepting()  # first: a stream cut from here on ends as SHUTDOWN
         self.scheduler.shutdown()
         self.store.stop_sweeper()
 
@@ -193,7 +195,7 @@ class Coordinator:
                 break
             logits = self._decode(state, token)
         if cancel.is_set() and stop is StopReason.MAX_TOKENS and generated < params.max_tokens:
-            stop = StopReason.CANCELLED
+            stop = StopReason.SHUTDOWN if self.store.stopping else StopReason.CANCELLED
         yield DoneEvent(
             stop_reason=stop,
             generated_tokens=generated,
