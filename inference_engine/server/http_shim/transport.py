@@ -9,6 +9,7 @@
 - A header read timeout: a head not complete within `http_header_timeout_s` of the
   connection opening (or of the previous response) is answered 408; a connection that
   sent nothing at all is closed quietly. uvicorn has no such timeout.
+- Bytes h11 cannot parse are answered 400 in the envelope and counted, not logged.
 
 A refusal is written whole with `Connection: close`, the write side is shut, and what the
 client still sends is drained for `LINGER_S` before the socket closes, so that the client
@@ -79,6 +80,11 @@ class GuardedH11Protocol(H11Protocol):
                 return
         super().data_received(data)
 
+    def send_400_response(self, msg: str) -> None:
+        """h11 could not parse the request: the envelope, counted, and no log line (uvicorn
+        would log a warning per malformed request, a flood under noise)."""
+        self._refuse(HTTPStatus.BAD_REQUEST, "malformed HTTP request")
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing() and not self._refused:
@@ -136,6 +142,13 @@ class GuardedH11Protocol(H11Protocol):
         """Answers `status` and closes gracefully (write, shut writing, drain, close)."""
         self._refused = True
         self._disarm_head_timer()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the app's request ends here; it sends nothing more
+            cycle.message_event.set()
+            if cycle.response_started:  # no second response inside the first one
+                self.transport.close()
+                return
         code = ErrorCode.DEADLINE_EXCEEDED if status == 408 else ErrorCode.INVALID_ARGUMENT
         self._metrics.count_error(SURFACE, code)
         body = json.dumps(error_envelope(message, "invalid_request_error", code.value)).encode()
@@ -207,7 +220,7 @@ async def start_http(engine: Any, config: ServerConfig) -> HttpServer:
         create_app(engine, config),
         http=functools.partial(GuardedH11Protocol, limits=limits, metrics=engine.metrics),
         h11_max_incomplete_event_size=config.max_http_head_bytes + 1,
-        log_level="warning",
+        log_level="error",  # uvicorn's warnings are per malformed request: counted instead
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=max(1, int(config.shutdown_grace_s)),

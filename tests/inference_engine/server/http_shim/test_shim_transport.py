@@ -4,6 +4,7 @@ request heads (414, 431) answered instead of reset, the header read timeout (408
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 
@@ -133,3 +134,21 @@ def test_counts_the_refusals(shim, scripted_engine) -> None:
         read_all(sock)
     labels = {"surface": "http", "code": "INVALID_ARGUMENT"}
     assert scripted_engine.metrics.registry.get_sample_value("request_errors_total", labels) == 1
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64), b"NOT HTTP AT ALL\r\n\r\n"],
+)
+def test_unparseable_requests_are_400_counted_and_not_logged(
+    shim, scripted_engine, noise, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="uvicorn")
+    with connect(shim) as sock:
+        sock.sendall(noise)
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+    assert b'"error"' in answer
+    labels = {"surface": "http", "code": "INVALID_ARGUMENT"}
+    assert scripted_engine.metrics.registry.get_sample_value("request_errors_total", labels) == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
