@@ -44,7 +44,13 @@ from inference_engine.server.http_shim.requests import (
     prepare,
     read_body,
 )
-from inference_engine.session.events import DoneEvent, Event, GenerationParams, TokenEvent
+from inference_engine.session.events import (
+    DoneEvent,
+    Event,
+    GenerationParams,
+    StopReason,
+    TokenEvent,
+)
 from kakeya.tokenization import resolve_eos_ids
 
 DEPRECATION = "@1780272000"  # RFC 9745 date: 2026-06-01T00:00:00Z
@@ -155,9 +161,11 @@ async def chain(first: Event, events: AsyncIterator[Event]) -> AsyncIterator[Eve
 
 def unfinished(done: DoneEvent | None) -> RuntimeFault | None:
     """The fault to answer instead of a choice when a generation did not finish."""
-    if done is None or sse.FINISH_REASON[done.stop_reason] is None:
-        return Unavailable("generation cancelled: server shutting down")
-    return None
+    if done is not None and sse.FINISH_REASON[done.stop_reason] is not None:
+        return None
+    if done is not None and done.stop_reason is StopReason.SHUTDOWN:
+        return Unavailable("generation stopped: the server is shutting down")
+    return Unavailable("generation cancelled before it finished")
 
 
 # --- the shim -----------------------------------------------------------------------------
