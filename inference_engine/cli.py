@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from inference_engine.config import DEFAULT_MODEL_ID
+from inference_engine.config import DEFAULT_MODEL_ID, WhenFull
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,10 +28,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--http-port", type=int, default=8000, help="0 picks a free port; -1 disables"
     )
-    serve.add_argument(
-        "--token", default=None, help="bearer token (or KAKEYA_TOKEN); off when unset"
+    token = serve.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token-file",
+        default=None,
+        help="file holding the bearer token (kept out of the process list); turns auth on",
+    )
+    token.add_argument(
+        "--token",
+        default=None,
+        help="bearer token; visible in the process list, prefer --token-file or KAKEYA_TOKEN",
     )
     serve.add_argument("--max-sessions", type=int, default=64)
+    serve.add_argument(
+        "--when-full",
+        choices=[policy.value for policy in WhenFull],
+        default=WhenFull.REJECT.value,
+        help="a full session store: reject new sessions (RESOURCE_EXHAUSTED), or evict the "
+        "least recently used idle one (default: %(default)s)",
+    )
     serve.add_argument("--session-ttl-s", type=float, default=600.0)
     serve.add_argument("--max-concurrent", type=int, default=4)
     serve.add_argument("--max-queue", type=int, default=32)

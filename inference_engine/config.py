@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 DEFAULT_MODEL_ID = "kakeya/tiny-qwen3"
@@ -37,13 +38,22 @@ class LimitsConfig:
     max_append_tokens: int = 8192
     max_generate_tokens: int = 4096
     max_eos_ids: int = 16
+    max_label_chars: int = 256
+
+
+class WhenFull(enum.StrEnum):
+    """What creating a session does when the store is at `max_sessions`."""
+
+    REJECT = "reject"  # RESOURCE_EXHAUSTED: no client loses a session to another
+    EVICT_IDLE = "evict-idle"  # the least recently used idle session makes room
 
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Session store capacity and idle eviction."""
+    """Session store capacity, what a full store does, and idle eviction."""
 
     max_sessions: int = 64
+    when_full: WhenFull = WhenFull.REJECT
     session_ttl_s: float = 600.0
     sweep_interval_s: float = 5.0
 

@@ -10,13 +10,17 @@
     ├── Unavailable               shutting down, model not loadable
     └── ModelNotCached            model missing from the HF cache (names the prewarm command)
 
-The core imports neither grpc nor FastAPI: `inference_engine.server.errors` holds
-the single table from `ErrorCode` to gRPC status and HTTP status.
+Anything else that reaches a surface is a bug: it is sent as `ErrorCode.INTERNAL` with a
+short message and logged once. The core imports neither grpc nor FastAPI:
+`inference_engine.server.errors` holds the single table from `ErrorCode` to wire statuses.
+Messages quote client-supplied strings through `quote`, never whole.
 """
 
 from __future__ import annotations
 
 import enum
+
+QUOTE_MAX_CHARS = 32  # how much of a client-supplied string an error message may repeat
 
 
 class ErrorCode(enum.Enum):
@@ -27,6 +31,7 @@ class ErrorCode(enum.Enum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL = "INTERNAL"
 
 
 class RuntimeFault(Exception):
@@ -97,3 +102,14 @@ class ModelNotCached(Unavailable):
 def prewarm_command(model_id: str) -> str:
     """The exact command that puts `model_id` into the cache."""
     return f"kakeya-runtime prewarm --model {model_id}"
+
+
+def quote(value: str, max_chars: int = QUOTE_MAX_CHARS) -> str:
+    """A client-supplied string for an error message: its repr, clipped to a short prefix.
+
+    Errors travel in gRPC trailers and log lines; echoing a megabyte id would turn a
+    NOT_FOUND into a metadata-size failure and flood the log.
+    """
+    if len(value) <= max_chars:
+        return repr(value)
+    return f"{value[:max_chars]!r}... ({len(value)} characters)"

@@ -24,13 +24,15 @@ class StopReason(enum.Enum):
 
     MAX_TOKENS = "MAX_TOKENS"
     EOS = "EOS"
-    CANCELLED = "CANCELLED"
+    CANCELLED = "CANCELLED"  # this client cancelled, or the session was closed
+    SHUTDOWN = "SHUTDOWN"  # the server is shutting down
 
 
 _STOP_FROM_PROTO = {
     pb.STOP_REASON_MAX_TOKENS: StopReason.MAX_TOKENS,
     pb.STOP_REASON_EOS: StopReason.EOS,
     pb.STOP_REASON_CANCELLED: StopReason.CANCELLED,
+    pb.STOP_REASON_SHUTDOWN: StopReason.SHUTDOWN,
 }
 
 

@@ -22,6 +22,7 @@ from inference_engine.config import (
     RuntimeConfig,
     SchedulerConfig,
     StoreConfig,
+    WhenFull,
 )
 
 
@@ -70,6 +71,7 @@ def make_engine(loaded_model, loaded_model_fp32, model_config):
         window: int = 60,
         prefill_chunk: int = 16,
         max_sessions: int = 64,
+        when_full: WhenFull = WhenFull.REJECT,
         ttl_s: float = 600.0,
         sweep_s: float = 0.05,
         max_concurrent: int = 4,
@@ -83,7 +85,10 @@ def make_engine(loaded_model, loaded_model_fp32, model_config):
                 sink_tokens=sink, window_tokens=window, prefill_chunk_tokens=prefill_chunk
             ),
             store=StoreConfig(
-                max_sessions=max_sessions, session_ttl_s=ttl_s, sweep_interval_s=sweep_s
+                max_sessions=max_sessions,
+                when_full=when_full,
+                session_ttl_s=ttl_s,
+                sweep_interval_s=sweep_s,
             ),
             scheduler=SchedulerConfig(
                 max_concurrent=max_concurrent, max_queue=max_queue, queue_timeout_s=queue_timeout_s

@@ -1,6 +1,6 @@
 """The one table from the runtime's `ErrorCode` to wire statuses (DESIGN §3).
 
-Both surfaces translate a `RuntimeFault` here and nowhere else:
+Both surfaces translate here and nowhere else:
 
     ErrorCode             gRPC status           HTTP
     INVALID_ARGUMENT      INVALID_ARGUMENT      400 (422: body fails the request schema)
@@ -10,15 +10,25 @@ Both surfaces translate a `RuntimeFault` here and nowhere else:
     UNAUTHENTICATED       UNAUTHENTICATED       401
     DEADLINE_EXCEEDED     DEADLINE_EXCEEDED     504
     UNAVAILABLE           UNAVAILABLE           503
+    INTERNAL              INTERNAL              500
+
+Any exception that is not a `RuntimeFault` is a bug: `internal_fault` turns it into an
+INTERNAL fault with a short, fixed message, and logs it once, with its traceback but
+without its text (which could hold request content).
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
 from dataclasses import dataclass
 
 import grpc
 
 from inference_engine.errors import ErrorCode, InvalidArgument, RuntimeFault
+
+log = logging.getLogger(__name__)
+INTERNAL_MESSAGE = "internal error; the server logged it"
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,28 @@ STATUS_TABLE: dict[ErrorCode, WireStatus] = {
         grpc.StatusCode.DEADLINE_EXCEEDED, 504, "timeout_error"
     ),
     ErrorCode.UNAVAILABLE: WireStatus(grpc.StatusCode.UNAVAILABLE, 503, "server_error"),
+    ErrorCode.INTERNAL: WireStatus(grpc.StatusCode.INTERNAL, 500, "server_error"),
 }
+
+
+class InternalFault(RuntimeFault):
+    """A bug that reached a surface, carried as INTERNAL with a fixed message."""
+
+    code = ErrorCode.INTERNAL
+
+    def __init__(self) -> None:
+        super().__init__(INTERNAL_MESSAGE)
+
+
+def internal_fault(error: BaseException, where: str) -> InternalFault:
+    """Logs an unexpected exception once (traceback, no message text) and wraps it.
+
+    The message of an arbitrary exception can quote request content (ids, text), so only
+    its type and the stack go to the log.
+    """
+    stack = "".join(traceback.format_tb(error.__traceback__))
+    log.error("internal error in %s: %s\n%s", where, type(error).__name__, stack.rstrip())
+    return InternalFault()
 
 
 def wire_status(fault: RuntimeFault) -> WireStatus:

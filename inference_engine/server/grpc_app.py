@@ -1,89 +1,256 @@
 """The gRPC surface: `RuntimeService` as a thin adapter over the engine, plus health.
 
-Every handler translates one request into one engine call and the engine's events or
-faults back into messages or statuses (through `server.errors`); nothing else.
+Every RuntimeService call passes one guard, in this order: the bearer token (read from
+the call's metadata before the request bytes are touched), decoding (bytes that are not
+the method's message are INVALID_ARGUMENT), then one engine call. Faults become statuses
+through `server.errors`; anything else is INTERNAL, logged once. Every refusal is counted
+in `request_errors{surface="grpc"}` and none is logged per call, so noise cannot flood
+the log. The adapter decodes requests itself (grpc gets no deserializer): a request grpc
+cannot decode would otherwise answer UNKNOWN and print a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from inference_engine.errors import RuntimeFault
+from inference_engine.config import StoreConfig, WhenFull
+from inference_engine.errors import InvalidArgument, RuntimeFault, Unauthenticated
 from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2_grpc as pb_grpc
-from inference_engine.server.auth import BearerAuthInterceptor
+from inference_engine.server.auth import AUTH_HEADER, authorized, metadata_value
 from inference_engine.server.config import ServerConfig
-from inference_engine.server.errors import grpc_status
-from inference_engine.server.streaming import event_to_proto, info_to_proto, params_from_proto
+from inference_engine.server.errors import grpc_status, internal_fault
+from inference_engine.session.events import (
+    DoneEvent,
+    Event,
+    GenerationParams,
+    SessionInfo,
+    StopReason,
+    TokenEvent,
+    TruncationEvent,
+)
 
-log = logging.getLogger(__name__)
 SERVICE_NAME = "kakeya.v1.RuntimeService"
-T = TypeVar("T")
+SURFACE = "grpc"
+# Requests above this size are decoded on a worker thread, off the event loop.
+INLINE_DECODE_BYTES = 64 * 1024
+
+STOP_REASON_TO_PROTO: dict[StopReason, int] = {
+    StopReason.MAX_TOKENS: pb.STOP_REASON_MAX_TOKENS,
+    StopReason.EOS: pb.STOP_REASON_EOS,
+    StopReason.CANCELLED: pb.STOP_REASON_CANCELLED,
+    StopReason.SHUTDOWN: pb.STOP_REASON_SHUTDOWN,
+}
+WHEN_FULL_TO_PROTO: dict[WhenFull, int] = {
+    WhenFull.REJECT: pb.WHEN_FULL_REJECT,
+    WhenFull.EVICT_IDLE: pb.WHEN_FULL_EVICT_IDLE,
+}
 
 
-async def _call(context: grpc.aio.ServicerContext, fn: Callable[..., T], *args: Any) -> T:
-    """Runs one blocking engine call off the loop; a fault aborts with its mapped status."""
-    try:
-        return await asyncio.to_thread(fn, *args)
-    except RuntimeFault as fault:
-        await context.abort(grpc_status(fault), fault.message)
-        raise  # unreachable: abort raises
+# --- core values to and from messages ----------------------------------------------------
 
 
-class RuntimeServicer(pb_grpc.RuntimeServiceServicer):
-    """`kakeya.v1.RuntimeService` over an `Engine`."""
+def event_to_proto(event: Event) -> pb.GenerateEvent:
+    """One core event as a `GenerateEvent` message."""
+    if isinstance(event, TokenEvent):
+        return pb.GenerateEvent(token=pb.TokenEvent(token_id=event.token_id, index=event.index))
+    if isinstance(event, TruncationEvent):
+        return pb.GenerateEvent(
+            truncation=pb.TruncationEvent(
+                dropped_tokens=event.dropped_tokens, cached_tokens=event.cached_tokens
+            )
+        )
+    if isinstance(event, DoneEvent):
+        return pb.GenerateEvent(done=done_to_proto(event))
+    raise TypeError(f"unknown event type {type(event).__name__}")
+
+
+def done_to_proto(event: DoneEvent) -> pb.DoneEvent:
+    return pb.DoneEvent(
+        stop_reason=STOP_REASON_TO_PROTO[event.stop_reason],
+        generated_tokens=event.generated_tokens,
+        prefill_tokens=event.prefill_tokens,
+        prefill_s=event.prefill_s,
+        total_s=event.total_s,
+        history_tokens=event.history_tokens,
+    )
+
+
+def server_info(store: StoreConfig) -> pb.ServerInfo:
+    """The server section of every `SessionInfo`: the store's size and full policy."""
+    return pb.ServerInfo(
+        max_sessions=store.max_sessions, when_full=WHEN_FULL_TO_PROTO[store.when_full]
+    )
+
+
+def info_to_proto(info: SessionInfo, server: pb.ServerInfo | None = None) -> pb.SessionInfo:
+    """A session snapshot as a `SessionInfo` message (same field names)."""
+    return pb.SessionInfo(
+        session_id=info.session_id,
+        label=info.label,
+        eos_token_ids=list(info.eos_token_ids),
+        history_tokens=info.history_tokens,
+        cached_tokens=info.cached_tokens,
+        dropped_tokens=info.dropped_tokens,
+        kv_live_bytes=info.kv_live_bytes,
+        kv_bound_bytes=info.kv_bound_bytes,
+        idle_s=info.idle_s,
+        invariant_checks=info.invariant_checks,
+        invariant_violations=info.invariant_violations,
+        generating=info.generating,
+        server=server,
+    )
+
+
+def params_from_proto(request: pb.GenerateRequest) -> GenerationParams:
+    """Generation parameters from a request; unset optional fields take the core's defaults.
+
+    No bounds are checked here: the engine validates every field before model work.
+    """
+    return GenerationParams(
+        max_tokens=request.max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p if request.HasField("top_p") else 1.0,
+        top_k=request.top_k,
+        seed=request.seed if request.HasField("seed") else None,
+    )
+
+
+# --- the service --------------------------------------------------------------------------
+
+
+class RuntimeService:
+    """`kakeya.v1.RuntimeService` over an `Engine`: one engine call per RPC."""
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
+        self._server = server_info(engine.config.store)
 
-    async def CreateSession(
-        self, request: pb.CreateSessionRequest, context: grpc.aio.ServicerContext
-    ) -> pb.CreateSessionResponse:
-        info = await _call(context, self._create, tuple(request.eos_token_ids), request.label)
-        return pb.CreateSessionResponse(session=info_to_proto(info))
+    async def create_session(self, request: pb.CreateSessionRequest) -> pb.CreateSessionResponse:
+        eos, label = tuple(request.eos_token_ids), request.label
+        info = await asyncio.to_thread(self._engine.create_session, eos, label)
+        return pb.CreateSessionResponse(session=info_to_proto(info, self._server))
 
-    def _create(self, eos_token_ids: tuple[int, ...], label: str) -> Any:
-        return self._engine.create_session(eos_token_ids=eos_token_ids, label=label)
-
-    async def AppendTokens(
-        self, request: pb.AppendTokensRequest, context: grpc.aio.ServicerContext
-    ) -> pb.AppendTokensResponse:
-        history = await _call(
-            context, self._engine.append, request.session_id, list(request.token_ids)
+    async def append_tokens(self, request: pb.AppendTokensRequest) -> pb.AppendTokensResponse:
+        # The repeated field itself, not a copy: validation refuses an oversized one by length.
+        history = await asyncio.to_thread(
+            self._engine.append, request.session_id, request.token_ids
         )
         return pb.AppendTokensResponse(history_tokens=history)
 
-    async def GetSessionInfo(
-        self, request: pb.GetSessionInfoRequest, context: grpc.aio.ServicerContext
-    ) -> pb.SessionInfo:
-        info = await _call(context, self._engine.info, request.session_id)
-        return info_to_proto(info)
+    async def get_session_info(self, request: pb.GetSessionInfoRequest) -> pb.SessionInfo:
+        info = await asyncio.to_thread(self._engine.info, request.session_id)
+        return info_to_proto(info, self._server)
 
-    async def CloseSession(
-        self, request: pb.CloseSessionRequest, context: grpc.aio.ServicerContext
-    ) -> pb.CloseSessionResponse:
-        await _call(context, self._engine.close, request.session_id)
+    async def close_session(self, request: pb.CloseSessionRequest) -> pb.CloseSessionResponse:
+        await asyncio.to_thread(self._engine.close, request.session_id)
         return pb.CloseSessionResponse()
 
-    async def Generate(
-        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.GenerateEvent]:
+    async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateEvent]:
         """Streams the engine's events. A client cancel cancels this task, and closing the
         engine's stream (aclosing) stops the model work and frees the slot."""
         events = self._engine.agenerate(request.session_id, params_from_proto(request))
         async with contextlib.aclosing(events):
+            async for event in events:
+                yield event_to_proto(event)
+
+
+# --- the guard every call passes ----------------------------------------------------------
+
+Unary = Callable[[Any], Awaitable[Message]]
+Streaming = Callable[[Any], AsyncIterator[Message]]
+
+
+class Guard:
+    """Auth, decoding and error mapping around each RuntimeService method."""
+
+    def __init__(self, token: str | None, metrics: Any) -> None:
+        self._token = token
+        self._metrics = metrics
+
+    def unary(self, name: str, request_type: type[Message], call: Unary) -> grpc.RpcMethodHandler:
+        async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
+            request = await self._admit(raw, request_type, context)
             try:
-                async for event in events:
-                    yield event_to_proto(event)
+                return await call(request)
             except RuntimeFault as fault:
-                await context.abort(grpc_status(fault), fault.message)
+                failure = fault
+            except Exception as error:
+                failure = internal_fault(error, f"{SERVICE_NAME}/{name}")
+            await self._refuse(context, failure)
+
+        return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
+
+    def stream(
+        self, name: str, request_type: type[Message], call: Streaming
+    ) -> grpc.RpcMethodHandler:
+        async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
+            request = await self._admit(raw, request_type, context)
+            try:
+                async with contextlib.aclosing(call(request)) as messages:
+                    async for message in messages:
+                        yield message
+                return
+            except RuntimeFault as fault:
+                failure = fault
+            except Exception as error:
+                failure = internal_fault(error, f"{SERVICE_NAME}/{name}")
+            await self._refuse(context, failure)
+
+        return grpc.unary_stream_rpc_method_handler(handle, response_serializer=_serialize)
+
+    async def _admit(
+        self, raw: bytes, request_type: type[Message], context: grpc.aio.ServicerContext
+    ) -> Any:
+        """The decoded request of an authorized caller; aborts the call otherwise."""
+        header = metadata_value(context.invocation_metadata(), AUTH_HEADER)
+        if not authorized(header, self._token):
+            await self._refuse(context, Unauthenticated("missing or invalid bearer token"))
+        try:
+            if len(raw) <= INLINE_DECODE_BYTES:
+                return request_type.FromString(raw)
+            return await asyncio.to_thread(request_type.FromString, raw)
+        except DecodeError:
+            name = request_type.DESCRIPTOR.name
+            await self._refuse(context, InvalidArgument("request", f"is not a valid {name}"))
+
+    async def _refuse(self, context: grpc.aio.ServicerContext, fault: RuntimeFault) -> NoReturn:
+        self._metrics.count_error(SURFACE, fault.code)
+        await context.abort(grpc_status(fault), fault.message)
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def runtime_handler(engine: Any, token: str | None) -> grpc.GenericRpcHandler:
+    """RuntimeService's methods behind the guard, as one generic handler."""
+    service = RuntimeService(engine)
+    guard = Guard(token, engine.metrics)
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME,
+        {
+            "CreateSession": guard.unary(
+                "CreateSession", pb.CreateSessionRequest, service.create_session
+            ),
+            "AppendTokens": guard.unary(
+                "AppendTokens", pb.AppendTokensRequest, service.append_tokens
+            ),
+            "Generate": guard.stream("Generate", pb.GenerateRequest, service.generate),
+            "CloseSession": guard.unary(
+                "CloseSession", pb.CloseSessionRequest, service.close_session
+            ),
+            "GetSessionInfo": guard.unary(
+                "GetSessionInfo", pb.GetSessionInfoRequest, service.get_session_info
+            ),
+        },
+    )
 
 
 def build_grpc_server(engine: Any, config: ServerConfig) -> tuple[grpc.aio.Server, int]:
@@ -95,16 +262,14 @@ def build_grpc_server(engine: Any, config: ServerConfig) -> tuple[grpc.aio.Serve
     Raises:
         RuntimeError: the address could not be bound.
     """
-    interceptors = [BearerAuthInterceptor(config.token)] if config.token else []
     server = grpc.aio.server(
-        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", config.max_request_bytes),
             ("grpc.max_send_message_length", config.max_request_bytes),
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(engine), server)
+    server.add_generic_rpc_handlers((runtime_handler(engine, config.token),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(f"{config.host}:{config.grpc_port}")

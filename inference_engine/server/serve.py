@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
-import socket
 import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import uvicorn
 
 from inference_engine.config import (
     CacheConfig,
@@ -26,22 +23,14 @@ from inference_engine.config import (
     RuntimeConfig,
     SchedulerConfig,
     StoreConfig,
+    WhenFull,
 )
 from inference_engine.errors import RuntimeFault
-from inference_engine.server.app import create_app
 from inference_engine.server.config import ServerConfig, resolve_token
 from inference_engine.server.grpc_app import build_grpc_server, set_serving
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 30.0
-
-
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: `serve` owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
-        yield
 
 
 @dataclass
@@ -51,63 +40,36 @@ class RunningServers:
     host: str
     grpc_server: grpc.aio.Server
     grpc_port: int
-    http_server: _Uvicorn | None = None
-    http_task: asyncio.Task[None] | None = None
-    http_port: int | None = None
+    http: Any = None  # http_shim.transport.HttpServer, when the shim runs
 
     @property
     def grpc_address(self) -> str:
         return f"{self.host}:{self.grpc_port}"
 
     @property
+    def http_port(self) -> int | None:
+        return None if self.http is None else self.http.port
+
+    @property
     def http_url(self) -> str | None:
-        return None if self.http_port is None else f"http://{self.host}:{self.http_port}"
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (port 0 picks a free one)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
+        return None if self.http is None else f"http://{self.host}:{self.http.port}"
 
 
 async def start_servers(engine: Any, config: ServerConfig) -> RunningServers:
-    """Starts gRPC (always) and the HTTP shim (unless `http_port` is -1).
+    """Starts gRPC (always) and the deprecated HTTP shim (unless `http_port` is -1).
 
     Raises:
-        RuntimeError: a port could not be bound or uvicorn failed to start.
+        OSError, RuntimeError: a port could not be bound or uvicorn failed to start.
     """
     grpc_server, grpc_port = build_grpc_server(engine, config)
     await grpc_server.start()
     await set_serving(grpc_server, True)
     servers = RunningServers(config.host, grpc_server, grpc_port)
     if config.http_port >= 0:
-        await _start_http(servers, engine, config)
+        from inference_engine.server.http_shim.transport import start_http  # goes with the shim
+
+        servers.http = await start_http(engine, config)
     return servers
-
-
-async def _start_http(servers: RunningServers, engine: Any, config: ServerConfig) -> None:
-    sock = bind_socket(config.host, config.http_port)
-    uv_config = uvicorn.Config(
-        create_app(engine, config),
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=max(1, int(config.shutdown_grace_s)),
-    )
-    server = _Uvicorn(uv_config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_S
-    while not server.started:  # uvicorn exposes no startup event
-        if task.done() or asyncio.get_running_loop().time() > deadline:
-            sock.close()
-            raise RuntimeError(f"HTTP shim failed to start on {config.host}:{config.http_port}")
-        await asyncio.sleep(0.01)
-    servers.http_server, servers.http_task = server, task
-    servers.http_port = sock.getsockname()[1]
 
 
 async def stop_servers(
@@ -115,15 +77,15 @@ async def stop_servers(
 ) -> None:
     """Stops accepting work; in-flight streams end with a clear status.
 
-    With `shutdown_engine`, the engine ends running generations with CANCELLED first, so
-    each open stream sends its done event (gRPC) or error chunk and `[DONE]` (SSE).
+    With `shutdown_engine`, the engine first refuses new sessions and tokens (UNAVAILABLE)
+    and ends running generations with stop reason SHUTDOWN, so each open stream sends its
+    done event (gRPC) or an UNAVAILABLE error chunk and `[DONE]` (SSE).
     """
     await set_serving(servers.grpc_server, False)
     if shutdown_engine:
         await asyncio.to_thread(engine.shutdown)
-    if servers.http_server is not None and servers.http_task is not None:
-        servers.http_server.should_exit = True
-        await servers.http_task
+    if servers.http is not None:
+        await servers.http.stop()
     await servers.grpc_server.stop(grace_s)
 
 
@@ -207,7 +169,11 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
     return RuntimeConfig(
         model=ModelConfig(model_id=args.model, device=args.device, dtype=args.dtype),
         cache=CacheConfig(sink_tokens=args.sink, window_tokens=args.window),
-        store=StoreConfig(max_sessions=args.max_sessions, session_ttl_s=args.session_ttl_s),
+        store=StoreConfig(
+            max_sessions=args.max_sessions,
+            when_full=WhenFull(args.when_full),
+            session_ttl_s=args.session_ttl_s,
+        ),
         scheduler=SchedulerConfig(
             max_concurrent=args.max_concurrent,
             max_queue=args.max_queue,
@@ -217,12 +183,16 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
 
 
 def server_config(args: argparse.Namespace) -> ServerConfig:
-    """The surfaces' configuration from `serve` flags (token: flag, else KAKEYA_TOKEN)."""
+    """The surfaces' configuration from `serve` flags (token: file, flag, else KAKEYA_TOKEN).
+
+    Raises:
+        ValueError: the token file cannot be read or is empty.
+    """
     return ServerConfig(
         host=args.host,
         grpc_port=args.grpc_port,
         http_port=args.http_port,
-        token=resolve_token(args.token),
+        token=resolve_token(args.token, token_file=args.token_file),
     )
 
 
@@ -251,6 +221,11 @@ def run_serve(args: argparse.Namespace) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
+        config = server_config(args)  # before the model loads: a bad token file fails fast
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+    try:
         from inference_engine.engine import Engine
 
         engine = Engine.start(runtime_config(args))
@@ -258,7 +233,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"error: {fault.message}", file=sys.stderr, flush=True)
         return 2
     try:
-        return asyncio.run(serve_until_signal(engine, server_config(args)))
+        return asyncio.run(serve_until_signal(engine, config))
     except (OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2

@@ -67,6 +67,7 @@ class Coordinator:
         self.graphs = config.cache.cuda_graphs and graphs_available(self.shape.device)
         self.store = SessionStore(config.store, on_end=self._on_session_end)
         self.scheduler = Scheduler(config.scheduler)
+        metrics.watch(self.scheduler, config.store)
 
     # -- lifecycle ---------------------------------------------------------------
     def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
@@ -84,6 +85,7 @@ class Coordinator:
         limit = self.config.limits.max_append_tokens
         ids = check_token_ids("token_ids", token_ids, self.vocab_size, limit)
         with self.store.lock:
+            self.store.check_accepting()
             session = self.store.get(session_id)
             if session.busy:
                 raise FailedPrecondition(f"session {session_id!r} is generating; append after it")
@@ -102,6 +104,7 @@ class Coordinator:
             session.state.cancel.set()
 
     def shutdown(self) -> None:
+        self.store.stop_accepting()  # first: a stream cut from here on ends as SHUTDOWN
         self.scheduler.shutdown()
         self.store.stop_sweeper()
 
@@ -143,24 +146,28 @@ class Coordinator:
             session.touched_at = time.monotonic()
 
     def _stream(self, session: Session, params: GenerationParams, slot: Slot) -> EventStream:
-        self.metrics.scheduler_running.set(self.scheduler.running)
-        outcome: dict[str, DoneEvent] = {}
+        done: list[DoneEvent] = []
+        failed: list[Exception] = []
 
         def events() -> Iterator[Event]:
             try:
                 for event in self._run(session, params, slot.cancel):
                     if isinstance(event, DoneEvent):
-                        outcome["done"] = event
+                        done.append(event)
                     yield event
             except InvariantViolation as violation:
+                failed.append(violation)
                 self.metrics.cache_invariant_violations_total.labels(kind=violation.kind).inc()
                 self.store.fail(session, f"invariant {violation.kind}")
+                raise
+            except Exception as error:  # GeneratorExit (a consumer leaving) is no failure
+                failed.append(error)
                 raise
 
         def finish() -> None:
             self.scheduler.release(slot)
             self._unclaim(session)
-            self._record(outcome.get("done"))
+            self._record(done[-1] if done else None, failed=bool(failed))
 
         return EventStream(events(), finish)
 
@@ -188,7 +195,7 @@ class Coordinator:
                 break
             logits = self._decode(state, token)
         if cancel.is_set() and stop is StopReason.MAX_TOKENS and generated < params.max_tokens:
-            stop = StopReason.CANCELLED
+            stop = StopReason.SHUTDOWN if self.store.stopping else StopReason.CANCELLED
         yield DoneEvent(
             stop_reason=stop,
             generated_tokens=generated,
@@ -244,10 +251,12 @@ class Coordinator:
             generating=session.busy,
         )
 
-    def _record(self, done: DoneEvent | None) -> None:
+    def _record(self, done: DoneEvent | None, failed: bool) -> None:
         m = self.metrics
-        m.scheduler_running.set(self.scheduler.running)
-        reason = done.stop_reason.value if done else StopReason.CANCELLED.value
+        if failed:
+            reason = "FAILED"
+        else:
+            reason = done.stop_reason.value if done else StopReason.CANCELLED.value
         m.generate_total.labels(stop_reason=reason).inc()
         if done is not None:
             m.generate_prefill_tokens.observe(done.prefill_tokens)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 class StopReason(enum.Enum):
     MAX_TOKENS = "MAX_TOKENS"
     EOS = "EOS"
-    CANCELLED = "CANCELLED"
+    CANCELLED = "CANCELLED"  # the client left, or its session was closed
+    SHUTDOWN = "SHUTDOWN"  # the server is stopping
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""Session store: server-issued ids, append-only histories, idle-TTL and LRU eviction.
+"""Session store: server-issued ids, append-only histories, idle-TTL eviction, a full policy.
 
 Nothing is ever re-created behind a client's back: a closed or evicted id stays dead and
 says why (a bounded memory of recent endings), and every eviction is counted by reason.
+When the store is full the operator's `WhenFull` policy decides: `reject` (the default)
+refuses the new session, `evict-idle` ends the least recently used idle one. Once the
+runtime is stopping, no session is created or grown.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inference_engine.config import StoreConfig
-from inference_engine.errors import ResourceExhausted, SessionNotFound
+from inference_engine.config import StoreConfig, WhenFull
+from inference_engine.errors import ResourceExhausted, SessionNotFound, Unavailable, quote
+from inference_engine.session.validation import check_session_id
 
 _REMEMBERED_ENDINGS = 4096
 
@@ -55,6 +59,20 @@ class SessionStore:
         self._on_end = on_end or (lambda session, outcome: None)
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self.stopping = False
+
+    def stop_accepting(self) -> None:
+        """From now on creating or growing a session is UNAVAILABLE (shutdown has begun)."""
+        self.stopping = True
+
+    def check_accepting(self) -> None:
+        """Refuses new work once shutdown has begun.
+
+        Raises:
+            Unavailable: the runtime is shutting down.
+        """
+        if self.stopping:
+            raise Unavailable("runtime is shutting down; no new sessions or tokens")
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -64,14 +82,17 @@ class SessionStore:
             return list(self._sessions.values())
 
     def create(self, label: str, eos_token_ids: Sequence[int], state: Any) -> Session:
-        """Add a session, evicting the least recently used idle one when full.
+        """Add a session; when the store is full, apply the `when_full` policy.
 
         Raises:
-            ResourceExhausted: the store is full and every session is busy.
+            ResourceExhausted: the store is full and the policy is `reject`, or every
+                session is busy.
+            Unavailable: the runtime is shutting down.
         """
         with self.lock:
+            self.check_accepting()
             if len(self._sessions) >= self.config.max_sessions:
-                self._evict_lru()
+                self._make_room()
             session = Session(new_session_id(), label, tuple(eos_token_ids), state)
             self._sessions[session.session_id] = session
             return session
@@ -80,8 +101,10 @@ class SessionStore:
         """The live session, marked most recently used.
 
         Raises:
+            InvalidArgument: not an id this server could have issued (too long).
             SessionNotFound: unknown, closed, or evicted (the message says which).
         """
+        check_session_id(session_id)
         with self.lock:
             session = self._sessions.get(session_id)
             if session is not None and self._expired(session):
@@ -90,7 +113,7 @@ class SessionStore:
             if session is None:
                 ending = self._endings.get(session_id)
                 detail = f" ({ending})" if ending else ""
-                raise SessionNotFound(f"session {session_id!r} not found{detail}")
+                raise SessionNotFound(f"session {quote(session_id)} not found{detail}")
             self._sessions.move_to_end(session_id)
             session.touched_at = time.monotonic()
             return session
@@ -131,14 +154,20 @@ class SessionStore:
     def _expired(self, session: Session) -> bool:
         return not session.busy and session.idle_s() > self.config.session_ttl_s
 
-    def _evict_lru(self) -> None:
+    def _make_room(self) -> None:
+        limit = self.config.max_sessions
+        if self.sweep() and len(self._sessions) < limit:  # expired ones go first, by TTL
+            return
+        if self.config.when_full is WhenFull.REJECT:
+            raise ResourceExhausted(
+                f"session store full: {limit} sessions; close one first "
+                f"(the server runs with --when-full {self.config.when_full})"
+            )
         for session in self._sessions.values():  # oldest first
             if not session.busy:
                 self._end(session, "evicted", reason="lru")
                 return
-        raise ResourceExhausted(
-            f"session store full: {self.config.max_sessions} sessions, all generating"
-        )
+        raise ResourceExhausted(f"session store full: {limit} sessions, all generating")
 
     def _end(self, session: Session, outcome: str, reason: str = "") -> None:
         del self._sessions[session.session_id]

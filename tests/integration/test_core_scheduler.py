@@ -125,7 +125,7 @@ def test_shutdown_cancels_running_and_rejects_queued_and_new_work(make_engine):
     later = fresh(engine)
     engine.shutdown()
     rest = list(running)
-    assert rest[-1].stop_reason is StopReason.CANCELLED
+    assert rest[-1].stop_reason is StopReason.SHUTDOWN
     waiter.join(timeout=30)
     assert isinstance(waiter.error, Unavailable)
     with pytest.raises(Unavailable):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from inference_engine.config import WhenFull
 from inference_engine.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -300,7 +301,7 @@ def test_unknown_and_closed_sessions_are_not_found(engine):
 
 
 def test_lru_eviction_at_capacity_is_counted_and_never_recreates(make_engine):
-    engine = make_engine(max_sessions=2)
+    engine = make_engine(max_sessions=2, when_full=WhenFull.EVICT_IDLE)
     a = engine.create_session().session_id
     b = engine.create_session().session_id
     engine.append(a, [1])  # a is now more recent than b
@@ -325,7 +326,7 @@ def test_idle_ttl_eviction_runs_in_the_background(make_engine):
 
 
 def test_store_full_of_busy_sessions_is_resource_exhausted(make_engine):
-    engine = make_engine(max_sessions=1)
+    engine = make_engine(max_sessions=1, when_full=WhenFull.EVICT_IDLE)
     sid = engine.create_session().session_id
     engine.append(sid, [1, 2])
     stream = engine.generate(sid, GenerationParams(max_tokens=50))

@@ -58,5 +58,5 @@ def test_server_stop_ends_streams_in_flight_with_a_clear_status(serve_runtime) -
     stopper.join(30)
     client.close()
     assert not stopper.is_alive()
-    assert all(o in (kakeya.StopReason.CANCELLED, kakeya.RuntimeUnavailableError) for o in outcomes)
+    assert all(o in (kakeya.StopReason.SHUTDOWN, kakeya.RuntimeUnavailableError) for o in outcomes)
     assert all(g.generated_tokens < 4000 for g, _ in generations)

@@ -75,7 +75,7 @@ def test_serve_end_to_end_then_sigterm(serve_process) -> None:
         try:
             for _ in tokens:
                 pass
-            assert generation.stop_reason is kakeya.StopReason.CANCELLED
+            assert generation.stop_reason is kakeya.StopReason.SHUTDOWN
         except kakeya.RuntimeUnavailableError:
             pass  # the stream ended with UNAVAILABLE: also a clear status
     stdout, stderr = serve_process.communicate(timeout=60)

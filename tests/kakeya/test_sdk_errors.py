@@ -17,6 +17,7 @@ DESIGN_ROWS = {
     grpc.StatusCode.UNAUTHENTICATED: errors.UnauthenticatedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.DeadlineExceededError,
     grpc.StatusCode.UNAVAILABLE: errors.RuntimeUnavailableError,
+    grpc.StatusCode.INTERNAL: errors.InternalError,
 }
 
 

@@ -82,3 +82,12 @@ def test_breaking_out_early_cancels_the_call() -> None:
     assert call.cancelled
     assert generation.stop_reason is StopReason.CANCELLED
     assert generation.token_ids == [10, 11]
+
+
+@pytest.mark.parametrize(
+    "value", [v for v in pb.StopReason.values() if v != pb.STOP_REASON_UNSPECIFIED]
+)
+def test_every_wire_stop_reason_has_its_own_sdk_value(value: int) -> None:
+    generation = Generation(FakeCall(stream(1, value)))
+    list(generation)
+    assert generation.stop_reason.name == pb.StopReason.Name(value).removeprefix("STOP_REASON_")

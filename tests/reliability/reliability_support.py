@@ -38,3 +38,22 @@ def loop_tasks(server) -> int:
         return len(asyncio.all_tasks()) - 1  # less this probe
 
     return asyncio.run_coroutine_threadsafe(count(), server._loop).result(10)
+
+
+def scrape(http_url: str, token: str | None = None) -> dict[tuple[str, tuple], float]:
+    """Every sample of GET /metrics, keyed by (name, sorted labels)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    text = httpx.get(f"{http_url}/metrics", headers=headers, timeout=30).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(samples: dict[tuple[str, tuple], float], name: str, **labels: str) -> float:
+    """One value from `scrape` (0 when absent)."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)

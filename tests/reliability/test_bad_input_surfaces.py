@@ -245,7 +245,7 @@ def test_server_stop_ends_grpc_and_http_streams_and_leaks_no_session(serve_runti
     http.close()
     client.close()
     assert not stopper.is_alive()
-    assert all(o in (kakeya.StopReason.CANCELLED, kakeya.RuntimeUnavailableError) for o in outcomes)
+    assert all(o in (kakeya.StopReason.SHUTDOWN, kakeya.RuntimeUnavailableError) for o in outcomes)
     assert all(g.generated_tokens < 4000 for g, _ in generations)
     assert tail[-1] == "data: [DONE]", tail[-3:]
     assert json.loads(tail[-2][6:])["error"]["code"] == "UNAVAILABLE"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import pytest
-from prometheus_client import CollectorRegistry
 
+from inference_engine.config import RuntimeConfig
 from inference_engine.errors import RuntimeFault, SessionNotFound
+from inference_engine.metrics import RuntimeMetrics
 from inference_engine.session.events import (
     DoneEvent,
     Event,
@@ -28,11 +29,6 @@ def tokenizer():
     return build_tokenizer()
 
 
-@dataclass
-class _Metrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-
 class ScriptedEngine:
     """A stand-in engine for unit tests of one surface module: it plays back `tokens`."""
 
@@ -43,7 +39,10 @@ class ScriptedEngine:
 
     def __init__(self, tokenizer, tokens: Sequence[int] = (), stop=StopReason.MAX_TOKENS) -> None:
         self.tokenizer = tokenizer
-        self.metrics = _Metrics()
+        self.config = RuntimeConfig()
+        self.metrics = RuntimeMetrics()
+        self.bug: Exception | None = None  # raised like a fault, but not a RuntimeFault
+        self.bug_at_token = 0  # agenerate raises `bug` in place of this token
         self.tokens = list(tokens)
         self.stop = stop
         self.fault: RuntimeFault | None = None
@@ -71,6 +70,8 @@ class ScriptedEngine:
         return len(self.sessions[session_id])
 
     def info(self, session_id: str) -> SessionInfo:
+        if self.bug is not None:
+            raise self.bug
         return self._info(session_id)
 
     def close(self, session_id: str) -> None:
@@ -85,6 +86,8 @@ class ScriptedEngine:
         self._info(session_id)
         emitted = self.tokens[: params.max_tokens]
         for index, token_id in enumerate(emitted):
+            if self.bug is not None and index == self.bug_at_token:
+                raise self.bug
             yield TokenEvent(token_id, index)
         yield DoneEvent(self.stop, len(emitted), 3, 0.01, 0.02, 3 + len(emitted))
 

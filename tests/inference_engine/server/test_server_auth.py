@@ -1,15 +1,10 @@
-"""Bearer-token parsing and comparison; the token never appears in a repr."""
+"""Bearer-token parsing, comparison and sources (flag, file, environment); never in a repr."""
 
 from __future__ import annotations
 
 import pytest
 
-from inference_engine.server.auth import (
-    BearerAuthInterceptor,
-    authorized,
-    bearer_token,
-    token_matches,
-)
+from inference_engine.server.auth import authorized, bearer_token, metadata_value, token_matches
 from inference_engine.server.config import TOKEN_ENV, ServerConfig, resolve_token
 
 
@@ -42,11 +37,31 @@ def test_token_from_flag_then_environment() -> None:
     assert resolve_token(None, {}) is None
 
 
+def test_a_token_file_comes_first_and_is_stripped(tmp_path) -> None:
+    path = tmp_path / "token"
+    path.write_text("  file-token\n")
+    assert resolve_token("flag", {TOKEN_ENV: "env"}, token_file=str(path)) == "file-token"
+    path.write_text("\n")
+    with pytest.raises(ValueError, match="empty"):
+        resolve_token(None, {}, token_file=str(path))
+    with pytest.raises(ValueError, match="cannot read"):
+        resolve_token(None, {}, token_file=str(tmp_path / "missing"))
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match="cannot read") as raised:
+        resolve_token(None, {}, token_file=str(path))
+    assert "\\xff" not in str(raised.value)
+
+
+def test_metadata_values_decode_leniently() -> None:
+    metadata = (("x", "1"), ("authorization", b"Bearer \xffz"))
+    assert metadata_value(metadata, "authorization") == "Bearer \ufffdz"
+    assert metadata_value(None, "authorization") is None
+
+
 def test_token_never_in_repr() -> None:
     config = ServerConfig(token="very-secret-token")
     assert "very-secret-token" not in repr(config)
     assert config.auth_enabled and not ServerConfig().auth_enabled
-    assert "very-secret-token" not in repr(BearerAuthInterceptor("very-secret-token"))
 
 
 def test_default_bind_is_loopback() -> None:

@@ -1,16 +1,83 @@
-"""RuntimeService over a scripted engine on a real loopback server: statuses, events, auth."""
+"""RuntimeService over a scripted engine on a real loopback server: conversion, statuses,
+the guard (auth first, then decoding), bugs as INTERNAL, errors counted."""
 
 from __future__ import annotations
+
+import logging
+import math
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inference_engine import errors as core
+from inference_engine.config import StoreConfig, WhenFull
 from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
 from inference_engine.proto_gen.kakeya.v1 import runtime_pb2_grpc as pb_grpc
+from inference_engine.server import grpc_app
 from inference_engine.server.config import ServerConfig
+from inference_engine.server.errors import INTERNAL_MESSAGE
 from inference_engine.server.serve import BackgroundServer
+from inference_engine.session.events import (
+    DoneEvent,
+    GenerationParams,
+    StopReason,
+    TokenEvent,
+    TruncationEvent,
+)
+
+SERVICE = "/kakeya.v1.RuntimeService/"
+
+
+def errors_counted(engine, code: str) -> float:
+    value = engine.metrics.registry.get_sample_value(
+        "request_errors_total", {"surface": "grpc", "code": code}
+    )
+    return value or 0.0
+
+
+# -- conversion ----------------------------------------------------------------------------
+
+
+def test_events_become_proto_messages() -> None:
+    token = grpc_app.event_to_proto(TokenEvent(42, 3))
+    assert token.WhichOneof("event") == "token" and token.token.token_id == 42
+    assert token.token.index == 3
+    trunc = grpc_app.event_to_proto(TruncationEvent(10, 64))
+    assert (trunc.truncation.dropped_tokens, trunc.truncation.cached_tokens) == (10, 64)
+    done = grpc_app.event_to_proto(DoneEvent(StopReason.EOS, 5, 7, 0.25, 0.5, 12)).done
+    assert done.stop_reason == pb.STOP_REASON_EOS
+    assert (done.generated_tokens, done.prefill_tokens, done.history_tokens) == (5, 7, 12)
+    assert (done.prefill_s, done.total_s) == (0.25, 0.5)
+
+
+@pytest.mark.parametrize("reason", list(StopReason))
+def test_every_stop_reason_has_a_wire_value(reason: StopReason) -> None:
+    assert grpc_app.STOP_REASON_TO_PROTO[reason] != pb.STOP_REASON_UNSPECIFIED
+
+
+def test_params_defaults_for_unset_optionals() -> None:
+    params = grpc_app.params_from_proto(pb.GenerateRequest(session_id="s", max_tokens=4))
+    assert params == GenerationParams(max_tokens=4, temperature=0.0, top_p=1.0, top_k=0, seed=None)
+    request = pb.GenerateRequest(session_id="s", max_tokens=4, top_p=0.5, seed=0, temperature=0.7)
+    params = grpc_app.params_from_proto(request)
+    assert (params.top_p, params.seed, params.temperature) == (0.5, 0, 0.7)
+
+
+def test_params_pass_bad_values_through_for_the_engine_to_reject() -> None:
+    request = pb.GenerateRequest(session_id="s", max_tokens=-1, temperature=math.nan)
+    params = grpc_app.params_from_proto(request)
+    assert params.max_tokens == -1 and math.isnan(params.temperature)
+
+
+@pytest.mark.parametrize("policy", list(WhenFull))
+def test_the_server_section_carries_the_store_policy(policy: WhenFull) -> None:
+    server = grpc_app.server_info(StoreConfig(max_sessions=7, when_full=policy))
+    assert server.max_sessions == 7
+    assert server.when_full == grpc_app.WHEN_FULL_TO_PROTO[policy] != pb.WHEN_FULL_UNSPECIFIED
+
+
+# -- on a real server --------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -36,6 +103,7 @@ def test_session_round_trip(serve, scripted_engine) -> None:
         created = stub.CreateSession(pb.CreateSessionRequest(eos_token_ids=[3], label="t"))
         sid = created.session.session_id
         assert created.session.label == "t" and list(created.session.eos_token_ids) == [3]
+        assert created.session.server.when_full == pb.WHEN_FULL_REJECT
         append = stub.AppendTokens(pb.AppendTokensRequest(session_id=sid, token_ids=[1, 2, 3]))
         assert append.history_tokens == 3
         events = list(stub.Generate(pb.GenerateRequest(session_id=sid, max_tokens=4)))
@@ -70,6 +138,7 @@ def test_faults_map_to_statuses_on_the_stream(serve, scripted_engine) -> None:
             with pytest.raises(grpc.RpcError) as info:
                 list(stub.Generate(pb.GenerateRequest(session_id=sid, max_tokens=1)))
             assert (info.value.code(), info.value.details()) == (code, fault.message)
+            assert errors_counted(scripted_engine, fault.code.value) == 1
 
 
 def test_unknown_session_on_unary_calls_is_not_found(serve) -> None:
@@ -86,7 +155,8 @@ def test_unknown_session_on_unary_calls_is_not_found(serve) -> None:
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_auth_interceptor(serve) -> None:
+def test_auth_is_checked_before_the_request_is_decoded(serve, scripted_engine, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
     stub, channel = serve(token="tok-abc")
     with channel:
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
@@ -99,8 +169,53 @@ def test_auth_interceptor(serve) -> None:
             with pytest.raises(grpc.RpcError) as info:
                 list(stub.Generate(pb.GenerateRequest(session_id="x"), metadata=metadata))
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        garbage = channel.unary_unary(SERVICE + "AppendTokens")
+        with pytest.raises(grpc.RpcError) as info:
+            garbage(b"\xff" * 64)  # undecodable, but the missing token decides first
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
         good = (("authorization", "Bearer tok-abc"),)
         assert stub.CreateSession(pb.CreateSessionRequest(), metadata=good).session.session_id
+    assert errors_counted(scripted_engine, "UNAUTHENTICATED") == 7
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+
+
+@pytest.mark.parametrize("method", ["CreateSession", "AppendTokens", "GetSessionInfo"])
+def test_undecodable_requests_are_invalid_argument(serve, scripted_engine, method, capfd) -> None:
+    stub, channel = serve()
+    with channel:
+        call = channel.unary_unary(SERVICE + method)
+        with pytest.raises(grpc.RpcError) as info:
+            call(b"\xff" * 64)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        stream = channel.unary_stream(SERVICE + "Generate")
+        with pytest.raises(grpc.RpcError) as info:
+            list(stream(b"\x0a\xff\xff\xff\x0f"))  # a string field longer than the message
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert stub.CreateSession(pb.CreateSessionRequest()).session.session_id  # still serving
+    assert errors_counted(scripted_engine, "INVALID_ARGUMENT") == 2
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_bug_is_internal_with_a_short_message_logged_once(serve, scripted_engine, caplog):
+    caplog.set_level(logging.DEBUG)
+    stub, channel = serve()
+    secret = "client text that must stay out of logs"
+    scripted_engine.bug = KeyError(secret)
+    with channel:
+        sid = stub.CreateSession(pb.CreateSessionRequest()).session.session_id
+        with pytest.raises(grpc.RpcError) as info:
+            stub.GetSessionInfo(pb.GetSessionInfoRequest(session_id=sid))
+        assert (info.value.code(), info.value.details()) == (
+            grpc.StatusCode.INTERNAL,
+            INTERNAL_MESSAGE,
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.Generate(pb.GenerateRequest(session_id=sid, max_tokens=1)))
+        assert info.value.code() == grpc.StatusCode.INTERNAL
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 2 and all("KeyError" in r.getMessage() for r in logged)
+    assert secret not in caplog.text
+    assert errors_counted(scripted_engine, "INTERNAL") == 2
 
 
 def test_request_size_limit(serve) -> None:

@@ -13,10 +13,21 @@ class StopReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STOP_REASON_MAX_TOKENS: _ClassVar[StopReason]
     STOP_REASON_EOS: _ClassVar[StopReason]
     STOP_REASON_CANCELLED: _ClassVar[StopReason]
+    STOP_REASON_SHUTDOWN: _ClassVar[StopReason]
+
+class WhenFull(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WHEN_FULL_UNSPECIFIED: _ClassVar[WhenFull]
+    WHEN_FULL_REJECT: _ClassVar[WhenFull]
+    WHEN_FULL_EVICT_IDLE: _ClassVar[WhenFull]
 STOP_REASON_UNSPECIFIED: StopReason
 STOP_REASON_MAX_TOKENS: StopReason
 STOP_REASON_EOS: StopReason
 STOP_REASON_CANCELLED: StopReason
+STOP_REASON_SHUTDOWN: StopReason
+WHEN_FULL_UNSPECIFIED: WhenFull
+WHEN_FULL_REJECT: WhenFull
+WHEN_FULL_EVICT_IDLE: WhenFull
 
 class CreateSessionRequest(_message.Message):
     __slots__ = ("eos_token_ids", "label")
@@ -121,7 +132,7 @@ class GetSessionInfoRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class SessionInfo(_message.Message):
-    __slots__ = ("session_id", "label", "eos_token_ids", "history_tokens", "cached_tokens", "dropped_tokens", "kv_live_bytes", "kv_bound_bytes", "idle_s", "invariant_checks", "invariant_violations", "generating")
+    __slots__ = ("session_id", "label", "eos_token_ids", "history_tokens", "cached_tokens", "dropped_tokens", "kv_live_bytes", "kv_bound_bytes", "idle_s", "invariant_checks", "invariant_violations", "generating", "server")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     EOS_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +145,7 @@ class SessionInfo(_message.Message):
     INVARIANT_CHECKS_FIELD_NUMBER: _ClassVar[int]
     INVARIANT_VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
     GENERATING_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     label: str
     eos_token_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -146,4 +158,13 @@ class SessionInfo(_message.Message):
     invariant_checks: int
     invariant_violations: int
     generating: bool
-    def __init__(self, session_id: _Optional[str] = ..., label: _Optional[str] = ..., eos_token_ids: _Optional[_Iterable[int]] = ..., history_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., dropped_tokens: _Optional[int] = ..., kv_live_bytes: _Optional[int] = ..., kv_bound_bytes: _Optional[int] = ..., idle_s: _Optional[float] = ..., invariant_checks: _Optional[int] = ..., invariant_violations: _Optional[int] = ..., generating: _Optional[bool] = ...) -> None: ...
+    server: ServerInfo
+    def __init__(self, session_id: _Optional[str] = ..., label: _Optional[str] = ..., eos_token_ids: _Optional[_Iterable[int]] = ..., history_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., dropped_tokens: _Optional[int] = ..., kv_live_bytes: _Optional[int] = ..., kv_bound_bytes: _Optional[int] = ..., idle_s: _Optional[float] = ..., invariant_checks: _Optional[int] = ..., invariant_violations: _Optional[int] = ..., generating: _Optional[bool] = ..., server: _Optional[_Union[ServerInfo, _Mapping]] = ...) -> None: ...
+
+class ServerInfo(_message.Message):
+    __slots__ = ("max_sessions", "when_full")
+    MAX_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    WHEN_FULL_FIELD_NUMBER: _ClassVar[int]
+    max_sessions: int
+    when_full: WhenFull
+    def __init__(self, max_sessions: _Optional[int] = ..., when_full: _Optional[_Union[WhenFull, str]] = ...) -> None: ...

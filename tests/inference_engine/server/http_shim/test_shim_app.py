@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import email.utils
 import json
+import logging
 
 import pytest
 from fastapi.testclient import TestClient
 
 from inference_engine import errors as core
-from inference_engine.server.app import create_app
 from inference_engine.server.config import ServerConfig
+from inference_engine.server.http_shim.app import create_app
 from inference_engine.session.events import StopReason
 
 URL = "/v1/chat/completions"
+JSON = {"content-type": "application/json"}
 
 
 def request_body(**extra) -> dict:
@@ -81,16 +83,18 @@ def test_stream_framing_at_byte_level(client, scripted_engine) -> None:
     assert scripted_engine.sessions == {}
 
 
-def test_stream_cancelled_by_shutdown_ends_with_error_then_done(client, scripted_engine) -> None:
-    scripted_engine.stop = StopReason.CANCELLED
+@pytest.mark.parametrize("stop", [StopReason.CANCELLED, StopReason.SHUTDOWN])
+def test_stream_cut_short_ends_with_error_then_done(client, scripted_engine, stop) -> None:
+    scripted_engine.stop = stop
     with client.stream("POST", URL, json=request_body(stream=True)) as response:
         frames = sse_frames(b"".join(response.iter_bytes()))
     assert frames[-1] == b"data: [DONE]"
     assert json.loads(frames[-2][6:])["error"]["code"] == "UNAVAILABLE"
 
 
-def test_non_stream_cancelled_by_shutdown_is_503(client, scripted_engine) -> None:
-    scripted_engine.stop = StopReason.CANCELLED
+@pytest.mark.parametrize("stop", [StopReason.CANCELLED, StopReason.SHUTDOWN])
+def test_non_stream_cut_short_is_503(client, scripted_engine, stop) -> None:
+    scripted_engine.stop = stop
     response = client.post(URL, json=request_body())
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "UNAVAILABLE"
@@ -139,6 +143,20 @@ def test_engine_faults_use_the_envelope(client, scripted_engine, fault, status, 
         ({"json": request_body(n=2)}, 400),
         ({"json": request_body(stop=["x"])}, 400),
         ({"json": request_body(model="other/model")}, 404),
+        ({"json": request_body(max_tokens=True)}, 422),
+        ({"json": request_body(max_tokens=2.0)}, 422),
+        ({"json": request_body(stream="yes")}, 422),
+        ({"json": request_body(stream=1)}, 422),
+        ({"json": request_body(seed="7")}, 422),
+        ({"json": request_body(messages=[{"role": "user", "content": 5}])}, 422),
+        ({"json": request_body(messages=[{"role": "user", "content": [{"type": "text"}]}])}, 422),
+        ({"json": request_body(messages=[{"role": "wizard", "content": "hi"}])}, 422),
+        ({"json": request_body(messages=[{"role": "assistant", "tool_calls": "x"}])}, 422),
+        ({"json": request_body(messages=[{"role": "assistant", "tool_calls": [{}]}])}, 422),
+        ({"json": request_body(temperature=1e-40)}, 400),
+        ({"json": request_body(chat_template_kwargs={"enable_thinking": "no"})}, 400),
+        ({"content": b"[" * 10_000 + b"]" * 10_000, "headers": JSON}, 400),
+        ({"content": b'{"model": "\\ud800"}', "headers": JSON}, 400),
     ],
 )
 def test_bad_requests(client, scripted_engine, kwargs, status) -> None:
@@ -147,6 +165,74 @@ def test_bad_requests(client, scripted_engine, kwargs, status) -> None:
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
     assert scripted_engine.params == [] and scripted_engine.sessions == {}
     assert_deprecated(response)
+
+
+def test_strings_from_the_client_are_quoted_short(client, scripted_engine) -> None:
+    response = client.post(URL, json=request_body(model="m" * 100_000))
+    assert response.status_code == 404 and len(response.json()["error"]["message"]) < 120
+
+
+def test_prompts_over_the_character_bound_are_refused_before_the_template(scripted_engine):
+    calls = []
+    real = scripted_engine.tokenizer.apply_chat_template
+    scripted_engine.tokenizer.apply_chat_template = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        app = create_app(scripted_engine, ServerConfig(max_prompt_chars=100))
+        with TestClient(app) as client:
+            long = request_body(messages=[{"role": "user", "content": "x" * 101}])
+            response = client.post(URL, json=long)
+            assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
+            assert calls == []
+            assert client.post(URL, json=request_body()).status_code == 200
+            assert calls == [1]
+    finally:
+        del scripted_engine.tokenizer.apply_chat_template
+    assert scripted_engine.sessions == {} and scripted_engine.params == [scripted_engine.params[0]]
+
+
+def test_every_error_is_counted_by_code(client, scripted_engine) -> None:
+    client.post(URL, json=request_body(max_tokens=True))
+    client.post(URL, json=request_body(model="other"))
+    client.get("/nope")
+
+    def counted(code: str) -> float:
+        labels = {"surface": "http", "code": code}
+        return scripted_engine.metrics.registry.get_sample_value("request_errors_total", labels)
+
+    assert (counted("INVALID_ARGUMENT"), counted("NOT_FOUND")) == (1, 2)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_bug_is_500_in_the_envelope_and_logged_once(client, scripted_engine, caplog, stream):
+    caplog.set_level(logging.DEBUG)
+    secret = "client text that must stay out of logs"
+    scripted_engine.bug = KeyError(secret)
+    response = client.post(URL, json=request_body(stream=stream))
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "INTERNAL"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and secret not in caplog.text
+    assert scripted_engine.sessions == {}
+
+
+def test_a_bug_mid_stream_ends_with_an_error_event_logged_once(client, scripted_engine, caplog):
+    caplog.set_level(logging.DEBUG)
+    scripted_engine.bug, scripted_engine.bug_at_token = RuntimeError("secret"), 2
+    response = client.post(URL, json=request_body(stream=True))
+    frames = sse_frames(response.content)
+    assert response.status_code == 200 and frames[-1] == b"data: [DONE]"
+    assert json.loads(frames[-2][6:])["error"]["code"] == "INTERNAL"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "secret" not in caplog.text
+    assert scripted_engine.sessions == {}
+
+
+def test_head_is_answered_wherever_get_is(client) -> None:
+    for path in ("/healthz", "/v1/models", "/metrics", "/docs/protocol.md"):
+        response = client.head(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"] == client.get(path).headers["content-type"]
+        assert_deprecated(response)
 
 
 def test_oversized_body_is_413(scripted_engine) -> None:

@@ -1,7 +1,7 @@
-"""Tokenizer work for the HTTP shim: chat prompts in, streamed text out.
+"""Streamed text for the shim: token ids in, UTF-8-safe text deltas out.
 
 The runtime core sees only token ids; templating lives in `kakeya.tokenization` (shared
-with the SDK) and detokenization here.
+with the SDK) and runs in `requests`; detokenization is here.
 """
 
 from __future__ import annotations
@@ -63,12 +63,3 @@ class IncrementalDecoder:
         if not ids:
             return ""
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)
-
-
-def message_text(content: Any) -> str:
-    """OpenAI message content (a string, or a list of `{"type": "text", ...}` parts) as text."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
