@@ -81,7 +81,7 @@ class SlotLayer(CacheLayerMixin):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         start = self.owner.write_start
-        if start is None:  # scattered slots, or a CUDA graph that needs a tensor index
+        if start is None:  # scattered slots
             slots = self.owner.write_slots  # [n]
             self.keys.index_copy_(2, slots, key_states)  # keys: [1, H, capacity, D]
             self.values.index_copy_(2, slots, value_states)
@@ -90,8 +90,6 @@ class SlotLayer(CacheLayerMixin):
             self.keys[:, :, start:end].copy_(key_states)
             self.values[:, :, start:end].copy_(value_states)
         self.writes += 1
-        if self.owner.full_width:  # static shapes for CUDA graph replay; free slots are masked
-            return self.keys, self.values
         used = self.owner.used_slots
         return self.keys[:, :, :used], self.values[:, :, :used]
 
@@ -120,18 +118,13 @@ def _grown(buffer: torch.Tensor, capacity: int) -> torch.Tensor:
 class SinkWindowCache(Cache):
     """Sink + window KV cache for one session, driven by `begin_forward` / `end_forward`."""
 
-    def __init__(
-        self, shape: CacheShape, sink: int, window: int, max_chunk: int, full_width: bool = False
-    ) -> None:
-        """`full_width` allocates every slot up front and always attends over all of them,
-        so a decode step has fixed shapes and addresses (what CUDA graph replay needs)."""
+    def __init__(self, shape: CacheShape, sink: int, window: int, max_chunk: int) -> None:
         super().__init__(layers=[SlotLayer(self) for _ in range(shape.num_layers)])
         self.shape = shape
         self.sink = sink
         self.window = window
-        self.full_width = full_width
         self.max_capacity = sink + window - 1 + max_chunk
-        self.capacity = self.max_capacity if full_width else min(_MIN_CAPACITY, self.max_capacity)
+        self.capacity = min(_MIN_CAPACITY, self.max_capacity)
         # absolute position per slot (-1: free), on the CPU: bookkeeping stays off the device
         self.slot_positions = torch.full((self.max_capacity,), -1, dtype=torch.long)
         self.used_slots = 0  # slots [0, used_slots) have been handed out at least once
@@ -185,7 +178,7 @@ class SinkWindowCache(Cache):
         first = int(slots[0])
         self.write_start = first if int(slots[-1]) == first + count - 1 else None
         position_ids = positions.to(device).unsqueeze(0)
-        if count == 1 and not self.free_slots and not self.full_width:
+        if count == 1 and not self.free_slots:
             return position_ids, None
         return position_ids, self.mask_for(positions).to(device)
 
@@ -236,8 +229,7 @@ class SinkWindowCache(Cache):
 
     def mask_for(self, query: torch.Tensor) -> torch.Tensor:
         """Which slots each query position sees: `[1, 1, n, slots]` booleans, on the CPU."""
-        width = self.capacity if self.full_width else self.used_slots
-        keys = self.slot_positions[:width]
+        keys = self.slot_positions[: self.used_slots]
         q = query[:, None]  # [n, 1]
         k = keys[None, :]  # [1, used]
         visible = (k >= 0) & (k <= q) & ((k < self.sink) | (k > q - self.window))
