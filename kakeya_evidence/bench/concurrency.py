@@ -115,7 +115,9 @@ def measure_hf_generate_batch(
         """Stamps each step (every row gets its token in the same step)."""
 
         def __init__(self, start: float) -> None:
-            self.start, self.stamps, self.prompt_seen = start, [], False
+            self.start = start
+            self.stamps: list[float] = []
+            self.prompt_seen = False
 
         def put(self, value: Any) -> None:
             if not self.prompt_seen:  # generate puts the prompt first

@@ -259,15 +259,15 @@ def _engines(loaded: Any, config: BenchConfig) -> Iterator[dict[str, Any]]:
     cache = CacheConfig(config.sink_tokens, config.window_tokens, config.prefill_chunk_tokens)
     model = ModelConfig(config.model, config.device, config.dtype)
 
-    def engine(lanes: int) -> Any:
+    def build(lanes: int) -> Any:
         scheduler = SchedulerConfig(max_concurrent=lanes, max_queue=2 * lanes)
         return Engine.from_loaded(
             loaded, RuntimeConfig(model=model, cache=cache, scheduler=scheduler)
         )
 
-    engines = {"runtime": engine(config.lanes)}
+    engines = {"runtime": build(config.lanes)}
     if config.lanes > 1:
-        engines["runtime_1lane"] = engine(1)
+        engines["runtime_1lane"] = build(1)
     try:
         yield engines
     finally:
