@@ -46,7 +46,7 @@ class CacheShape:
 
     @classmethod
     def of(cls, model: torch.nn.Module) -> CacheShape:
-        config = model.config
+        config: Any = model.config
         head_dim = (
             getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         )
@@ -80,24 +80,36 @@ class SlotLayer(CacheLayerMixin):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        keys, values = self.buffers()  # [1, H, capacity, D] each
         start = self.owner.write_start
         if start is None:  # scattered slots
             slots = self.owner.write_slots  # [n]
-            self.keys.index_copy_(2, slots, key_states)  # keys: [1, H, capacity, D]
-            self.values.index_copy_(2, slots, value_states)
+            keys.index_copy_(2, slots, key_states)
+            values.index_copy_(2, slots, value_states)
         else:  # one contiguous run of slots: a plain slice copy is cheaper
             end = start + key_states.shape[2]
-            self.keys[:, :, start:end].copy_(key_states)
-            self.values[:, :, start:end].copy_(value_states)
+            keys[:, :, start:end].copy_(key_states)
+            values[:, :, start:end].copy_(value_states)
         self.writes += 1
         used = self.owner.used_slots
-        return self.keys[:, :, :used], self.values[:, :, :used]
+        return keys[:, :, :used], values[:, :, :used]
+
+    def buffers(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The key and value buffers (allocated at the first write).
+
+        Raises:
+            RuntimeError: nothing has been written yet.
+        """
+        if self.keys is None or self.values is None:
+            raise RuntimeError("slot layer read before its first write")
+        return self.keys, self.values
 
     def grow(self, capacity: int) -> None:
         if not self.is_initialized:
             return
-        self.keys = _grown(self.keys, capacity)
-        self.values = _grown(self.values, capacity)
+        keys, values = self.buffers()
+        self.keys = _grown(keys, capacity)
+        self.values = _grown(values, capacity)
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         return self.owner.used_slots, 0
@@ -119,7 +131,8 @@ class SinkWindowCache(Cache):
     """Sink + window KV cache for one session, driven by `begin_forward` / `end_forward`."""
 
     def __init__(self, shape: CacheShape, sink: int, window: int, max_chunk: int) -> None:
-        super().__init__(layers=[SlotLayer(self) for _ in range(shape.num_layers)])
+        self.slot_layers = [SlotLayer(self) for _ in range(shape.num_layers)]
+        super().__init__(layers=list(self.slot_layers))
         self.shape = shape
         self.sink = sink
         self.window = window
@@ -224,7 +237,7 @@ class SinkWindowCache(Cache):
         while capacity < needed:
             capacity = min(capacity * 2, self.max_capacity)
         self.capacity = capacity
-        for layer in self.layers:
+        for layer in self.slot_layers:
             layer.grow(capacity)
 
     def mask_for(self, query: torch.Tensor) -> torch.Tensor:
@@ -251,12 +264,13 @@ class SinkWindowCache(Cache):
         expected = min(self.sink, n) + max(0, n - max(self.sink, n - self.window + 1))
         if live != expected or live != self.cached_tokens:
             raise InvariantViolation("inv1", f"{live} live slots, expected {expected}")
-        for index, layer in enumerate(self.layers):
+        for index, layer in enumerate(self.slot_layers):
             if layer.writes != self.forwards:
                 raise InvariantViolation(
                     "inv1", f"layer {index} saw {layer.writes} of {self.forwards} forwards"
                 )
-            lengths = {layer.keys.shape[2], layer.values.shape[2], self.capacity}
+            keys, values = layer.buffers()
+            lengths = {keys.shape[2], values.shape[2], self.capacity}
             if len(lengths) != 1:
                 raise InvariantViolation("inv1", f"layer {index} K/V lengths {sorted(lengths)}")
 

@@ -68,7 +68,7 @@ def forward_layers(
     directly gives bit-identical logits (tested) and only the last position reaches
     the final norm and the LM head (both act per position). Returns logits `[V]`.
     """
-    inner = model.model
+    inner: Any = model.model
     hidden = inner.embed_tokens(input_ids)  # [1, n, hidden]
     rotary = inner.rotary_emb(hidden, position_ids)
     for layer in inner.layers:
@@ -80,7 +80,8 @@ def forward_layers(
             use_cache=True,
             position_embeddings=rotary,
         )
-    return model.lm_head(inner.norm(hidden[:, -1:]))[0, -1]
+    head: Any = model.lm_head
+    return head(inner.norm(hidden[:, -1:]))[0, -1]
 
 
 def prefill_chunks(start: int, token_ids: list[int], chunk: int) -> list[list[int]]:
@@ -139,7 +140,8 @@ def _batched_layers(
     model: torch.nn.Module, caches: Sequence[SinkWindowCache], token_ids: Sequence[int], lanes: int
 ) -> torch.Tensor:
     """The model's own modules on `[lanes, 1]` inputs; attention runs per session."""
-    count, inner = len(caches), model.model
+    count = len(caches)
+    inner: Any = model.model
     plans = [cache.begin_forward(1) for cache in caches]  # ([1, 1] positions, mask or None)
     device = plans[0][0].device
     position_ids = torch.zeros((lanes, 1), dtype=torch.long, device=device)  # [L, 1]
@@ -153,11 +155,12 @@ def _batched_layers(
         attended = _attention(layer.self_attn, layer.input_layernorm(hidden), rotary, caches, masks)
         hidden = hidden + attended
         hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
-    return model.lm_head(inner.norm(hidden))[:count, -1]  # [n, V]
+    head: Any = model.lm_head
+    return head(inner.norm(hidden))[:count, -1]  # [n, V]
 
 
 def _attention(
-    attn: torch.nn.Module,
+    attn: Any,
     hidden: torch.Tensor,
     rotary: tuple[torch.Tensor, torch.Tensor],
     caches: Sequence[SinkWindowCache],
@@ -173,7 +176,8 @@ def _attention(
     attend = _attention_function(attn)
     rows = []
     for i, cache in enumerate(caches):
-        keys, values = cache.layers[attn.layer_idx].update(key[i : i + 1], value[i : i + 1])
+        layer = cache.slot_layers[attn.layer_idx]
+        keys, values = layer.update(key[i : i + 1], value[i : i + 1])
         out, _ = attend(
             attn,
             query[i : i + 1],
@@ -191,23 +195,28 @@ def _attention(
     return attn.o_proj(out.reshape(lanes, 1, -1))  # [L, 1, hidden]
 
 
-def _project(attn: torch.nn.Module, which: str, hidden: torch.Tensor, shape: tuple) -> torch.Tensor:
+def _project(attn: Any, which: str, hidden: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """q or k projection, with the per-head norm where the family has one (Qwen3)."""
     states = getattr(attn, f"{which}_proj")(hidden).view(shape)
     norm = getattr(attn, f"{which}_norm", None)
     return (norm(states) if norm is not None else states).transpose(1, 2)
 
 
-def _rope_for(attn: torch.nn.Module) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
-    return sys.modules[type(attn).__module__].apply_rotary_pos_emb
+def _rope_for(attn: Any) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    rope: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb
+    return rope
 
 
-def _attention_function(attn: torch.nn.Module) -> Callable[..., Any]:
+def _attention_function(attn: Any) -> Callable[..., Any]:
     """The attention the model is configured with (sdpa, eager...), as its own layers call it."""
     name = attn.config._attn_implementation
+    function: Callable[..., Any]
     if name in ALL_ATTENTION_FUNCTIONS:
-        return ALL_ATTENTION_FUNCTIONS[name]
-    return sys.modules[type(attn).__module__].eager_attention_forward
+        function = ALL_ATTENTION_FUNCTIONS[name]
+    else:
+        function = sys.modules[type(attn).__module__].eager_attention_forward
+    return function
 
 
 def _end_forward(cache: SinkWindowCache) -> InvariantViolation | None:
