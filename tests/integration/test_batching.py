@@ -8,6 +8,7 @@ gRPC), and the counters the loop reports.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 
 import grpc
@@ -119,7 +120,7 @@ def test_a_long_prefill_delays_running_decodes_by_at_most_one_chunk_per_step(mak
     first = kinds.index("prefill", 1)  # the newcomer's first chunk (index 0: the runner's)
     window = kinds[first : first + 2 * 12]
     assert window.count("prefill") == 12
-    assert all(a != "prefill" or b != "prefill" for a, b in zip(window, window[1:]))
+    assert all(a != "prefill" or b != "prefill" for a, b in itertools.pairwise(window))
     assert len(newcomer.tokens) == 2
 
 
@@ -144,19 +145,21 @@ def test_engine_stop_then_append_and_generate_at_once(engine):
 
 def test_sync_sdk_stop_then_resend_with_no_sleep(runtime):
     """The history holds exactly the tokens the done event reported, every time."""
-    with kakeya.Client(runtime.grpc_address, timeout=60) as client:
-        with client.create_session() as session:
-            length = session.append(PROMPT)
-            for turn in range(50):
-                generation = session.generate(500)
-                for index, _ in enumerate(generation):
-                    if index == 2:
-                        break
-                assert generation.stop_reason is kakeya.StopReason.CANCELLED
-                assert generation.generated_tokens == len(generation.token_ids) >= 3
-                length = session.append([7, 8, turn % 50 + 9]) - 3
-                assert length == generation.history_tokens
-            assert not session.info().generating
+    with (
+        kakeya.Client(runtime.grpc_address, timeout=60) as client,
+        client.create_session() as session,
+    ):
+        length = session.append(PROMPT)
+        for turn in range(50):
+            generation = session.generate(500)
+            for index, _ in enumerate(generation):
+                if index == 2:
+                    break
+            assert generation.stop_reason is kakeya.StopReason.CANCELLED
+            assert generation.generated_tokens == len(generation.token_ids) >= 3
+            length = session.append([7, 8, turn % 50 + 9]) - 3
+            assert length == generation.history_tokens
+        assert not session.info().generating
 
 
 def test_async_sdk_stop_then_resend_with_no_sleep(runtime):
