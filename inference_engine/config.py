@@ -28,7 +28,6 @@ class CacheConfig:
     sink_tokens: int = 4
     window_tokens: int = 1020
     prefill_chunk_tokens: int = 128
-    cuda_graphs: bool = True  # on CUDA, decode by graph replay over a full-width cache
 
 
 @dataclass(frozen=True)
@@ -60,11 +59,21 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Concurrent generations across sessions, and the bounded, timed wait queue."""
+    """Generations running together, the bounded timed wait queue, and how calls wait.
+
+    `max_concurrent` is the decode batch: every step runs that many lanes (padding the
+    unused ones), so a session's tokens never depend on which others share the step.
+    A generation runs at most `max_unread_tokens` ahead of its reader. A call on a session
+    whose generate's client has gone waits up to `wind_down_s` for it to end; one whose
+    client still reads is refused after `abandon_grace_s` (a cancel may be on its way).
+    """
 
     max_concurrent: int = 4
     max_queue: int = 32
     queue_timeout_s: float = 30.0
+    max_unread_tokens: int = 2
+    wind_down_s: float = 5.0
+    abandon_grace_s: float = 0.5
 
 
 @dataclass(frozen=True)

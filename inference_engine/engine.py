@@ -1,30 +1,27 @@
 """The engine every surface adapts: one loaded model, its sessions, scheduler and metrics.
 
-Synchronous calls for in-process use; `agenerate` runs the same event stream in a worker
-thread for asyncio servers, and stops it within one decode step when the consumer leaves.
+Synchronous calls for in-process use; `agenerate` is the same event stream for asyncio
+servers: admission waits in a thread of its own, then the decode loop delivers the events
+straight onto the caller's event loop. A consumer that leaves stops its generation within
+one decode step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 from inference_engine.config import RuntimeConfig
 from inference_engine.device import dtype_name
 from inference_engine.metrics import RuntimeMetrics
 from inference_engine.models.loader import LoadedModel, load_model
 from inference_engine.session.coordinator import Coordinator, EventStream
-from inference_engine.session.events import Event, GenerationParams, SessionInfo
+from inference_engine.session.decode_loop import STREAM_END, Failure, Job
+from inference_engine.session.events import Event, GenerationParams, SessionInfo, TokenEvent
 
-
-@dataclass(frozen=True)
-class _Failed:
-    error: BaseException
-
-
-_END = object()
+T = TypeVar("T")
 
 
 class Engine:
@@ -92,51 +89,82 @@ class Engine:
         """See `Coordinator.generate`: validated and admitted before it returns."""
         return self.coordinator.generate(session_id, params, cancel)
 
+    def cancel_generate(self, session_id: str) -> bool:
+        """Stop the session's running generate and wait (bounded) until it has ended.
+
+        Returns:
+            Whether a generate was running.
+
+        Raises:
+            SessionNotFound: unknown, closed or evicted session.
+        """
+        return self.coordinator.cancel_generate(session_id, self.config.scheduler.wind_down_s)
+
     async def agenerate(self, session_id: str, params: GenerationParams) -> AsyncIterator[Event]:
         """The same stream for asyncio; errors surface at the first `__anext__`.
 
-        Leaving early (aclose, task cancellation, a vanished client) sets the worker's
-        cancel event and waits for the worker to free its slot.
+        Leaving early (aclose, task cancellation, a vanished client) cancels the generation
+        and waits until it has left the decode loop, so its slot is free afterwards.
         """
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
+        items: asyncio.Queue[object] = asyncio.Queue()
         cancel = threading.Event()
 
-        def put(item: object) -> None:
+        def deliver(item: object) -> None:
             try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is gone; nobody is listening any more
+                loop.call_soon_threadsafe(items.put_nowait, item)
+            except RuntimeError:  # the event loop is gone; nobody is listening any more
                 cancel.set()
 
-        def work() -> None:
-            try:
-                stream = self.generate(session_id, params, cancel)
-            except BaseException as error:  # admission refused: hand it to the consumer
-                put(_Failed(error))
-                return
-            try:
-                for event in stream:
-                    put(event)
-                put(_END)
-            except BaseException as error:
-                put(_Failed(error))
-            finally:
-                stream.close()
-
-        worker = threading.Thread(target=work, name="kakeya-generate", daemon=True)
-        worker.start()
         try:
-            while (item := await queue.get()) is not _END:
-                if isinstance(item, _Failed):
+            job = await _in_thread(self.coordinator.start, session_id, params, deliver, cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # still queued: admission sees it and gives up
+            self.coordinator.scheduler.wake()
+            raise
+        try:
+            while (item := await items.get()) is not STREAM_END:
+                if isinstance(item, Failure):
                     raise item.error
+                if isinstance(item, TokenEvent):
+                    job.mark_consumed()
                 yield item  # type: ignore[misc]
         finally:
-            cancel.set()
-            self.coordinator.scheduler.wake()
-            await asyncio.shield(asyncio.to_thread(worker.join))
+            await asyncio.shield(_wind_down(job, self.config.scheduler.wind_down_s))
 
     def shutdown(self) -> None:
         """Cancel running generations, reject queued ones, stop the TTL sweeper. Idempotent."""
         if not self._shut:
             self._shut = True
             self.coordinator.shutdown()
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call in a thread of its own (admission may wait for a long time, and
+    must not take a worker of the loop's small default executor)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(setter: Callable[[Any], None], value: Any) -> None:
+        if not future.done():
+            setter(value)
+
+    def work() -> None:
+        try:
+            result = fn(*args)
+        except BaseException as error:
+            loop.call_soon_threadsafe(settle, future.set_exception, error)
+        else:
+            loop.call_soon_threadsafe(settle, future.set_result, result)
+
+    threading.Thread(target=work, name="kakeya-admit", daemon=True).start()
+    return await future
+
+
+async def _wind_down(job: Job, timeout_s: float) -> None:
+    """Cancel the job if it still runs and wait until it has left the decode loop."""
+    if job.finished.is_set():
+        return
+    job.cancel.set()
+    job.wake()
+    await asyncio.to_thread(job.finished.wait, timeout_s)

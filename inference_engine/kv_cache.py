@@ -46,7 +46,7 @@ class CacheShape:
 
     @classmethod
     def of(cls, model: torch.nn.Module) -> CacheShape:
-        config = model.config
+        config: Any = model.config
         head_dim = (
             getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         )
@@ -80,26 +80,36 @@ class SlotLayer(CacheLayerMixin):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        keys, values = self.buffers()  # [1, H, capacity, D] each
         start = self.owner.write_start
-        if start is None:  # scattered slots, or a CUDA graph that needs a tensor index
+        if start is None:  # scattered slots
             slots = self.owner.write_slots  # [n]
-            self.keys.index_copy_(2, slots, key_states)  # keys: [1, H, capacity, D]
-            self.values.index_copy_(2, slots, value_states)
+            keys.index_copy_(2, slots, key_states)
+            values.index_copy_(2, slots, value_states)
         else:  # one contiguous run of slots: a plain slice copy is cheaper
             end = start + key_states.shape[2]
-            self.keys[:, :, start:end].copy_(key_states)
-            self.values[:, :, start:end].copy_(value_states)
+            keys[:, :, start:end].copy_(key_states)
+            values[:, :, start:end].copy_(value_states)
         self.writes += 1
-        if self.owner.full_width:  # static shapes for CUDA graph replay; free slots are masked
-            return self.keys, self.values
         used = self.owner.used_slots
-        return self.keys[:, :, :used], self.values[:, :, :used]
+        return keys[:, :, :used], values[:, :, :used]
+
+    def buffers(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The key and value buffers (allocated at the first write).
+
+        Raises:
+            RuntimeError: nothing has been written yet.
+        """
+        if self.keys is None or self.values is None:
+            raise RuntimeError("slot layer read before its first write")
+        return self.keys, self.values
 
     def grow(self, capacity: int) -> None:
         if not self.is_initialized:
             return
-        self.keys = _grown(self.keys, capacity)
-        self.values = _grown(self.values, capacity)
+        keys, values = self.buffers()
+        self.keys = _grown(keys, capacity)
+        self.values = _grown(values, capacity)
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         return self.owner.used_slots, 0
@@ -120,18 +130,14 @@ def _grown(buffer: torch.Tensor, capacity: int) -> torch.Tensor:
 class SinkWindowCache(Cache):
     """Sink + window KV cache for one session, driven by `begin_forward` / `end_forward`."""
 
-    def __init__(
-        self, shape: CacheShape, sink: int, window: int, max_chunk: int, full_width: bool = False
-    ) -> None:
-        """`full_width` allocates every slot up front and always attends over all of them,
-        so a decode step has fixed shapes and addresses (what CUDA graph replay needs)."""
-        super().__init__(layers=[SlotLayer(self) for _ in range(shape.num_layers)])
+    def __init__(self, shape: CacheShape, sink: int, window: int, max_chunk: int) -> None:
+        self.slot_layers = [SlotLayer(self) for _ in range(shape.num_layers)]
+        super().__init__(layers=list(self.slot_layers))
         self.shape = shape
         self.sink = sink
         self.window = window
-        self.full_width = full_width
         self.max_capacity = sink + window - 1 + max_chunk
-        self.capacity = self.max_capacity if full_width else min(_MIN_CAPACITY, self.max_capacity)
+        self.capacity = min(_MIN_CAPACITY, self.max_capacity)
         # absolute position per slot (-1: free), on the CPU: bookkeeping stays off the device
         self.slot_positions = torch.full((self.max_capacity,), -1, dtype=torch.long)
         self.used_slots = 0  # slots [0, used_slots) have been handed out at least once
@@ -185,7 +191,7 @@ class SinkWindowCache(Cache):
         first = int(slots[0])
         self.write_start = first if int(slots[-1]) == first + count - 1 else None
         position_ids = positions.to(device).unsqueeze(0)
-        if count == 1 and not self.free_slots and not self.full_width:
+        if count == 1 and not self.free_slots:
             return position_ids, None
         return position_ids, self.mask_for(positions).to(device)
 
@@ -231,13 +237,12 @@ class SinkWindowCache(Cache):
         while capacity < needed:
             capacity = min(capacity * 2, self.max_capacity)
         self.capacity = capacity
-        for layer in self.layers:
+        for layer in self.slot_layers:
             layer.grow(capacity)
 
     def mask_for(self, query: torch.Tensor) -> torch.Tensor:
         """Which slots each query position sees: `[1, 1, n, slots]` booleans, on the CPU."""
-        width = self.capacity if self.full_width else self.used_slots
-        keys = self.slot_positions[:width]
+        keys = self.slot_positions[: self.used_slots]
         q = query[:, None]  # [n, 1]
         k = keys[None, :]  # [1, used]
         visible = (k >= 0) & (k <= q) & ((k < self.sink) | (k > q - self.window))
@@ -259,12 +264,13 @@ class SinkWindowCache(Cache):
         expected = min(self.sink, n) + max(0, n - max(self.sink, n - self.window + 1))
         if live != expected or live != self.cached_tokens:
             raise InvariantViolation("inv1", f"{live} live slots, expected {expected}")
-        for index, layer in enumerate(self.layers):
+        for index, layer in enumerate(self.slot_layers):
             if layer.writes != self.forwards:
                 raise InvariantViolation(
                     "inv1", f"layer {index} saw {layer.writes} of {self.forwards} forwards"
                 )
-            lengths = {layer.keys.shape[2], layer.values.shape[2], self.capacity}
+            keys, values = layer.buffers()
+            lengths = {keys.shape[2], values.shape[2], self.capacity}
             if len(lengths) != 1:
                 raise InvariantViolation("inv1", f"layer {index} K/V lengths {sorted(lengths)}")
 

@@ -32,6 +32,7 @@ class Admission(Protocol):
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
 _SECOND_BUCKETS = (0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _RATE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class RuntimeMetrics:
@@ -92,6 +93,12 @@ class RuntimeMetrics:
             registry=r,
         )
         self.scheduler_running = Gauge("scheduler_running", "Generations running", registry=r)
+        self.decode_batch_sessions = Histogram(
+            "decode_batch_sessions",
+            "Sessions stepped together per decode step",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
         self.scheduler_queued = Gauge("scheduler_queued", "Generations waiting", registry=r)
         self.session_store_capacity = Gauge(
             "session_store_capacity", "Most sessions the store holds", registry=r

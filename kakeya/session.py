@@ -2,14 +2,19 @@
 
 A `Session` wraps one server-side session id; a `Generation` is one running Generate
 call: iterate it for token ids, then read its stop reason, counts and timings. Leaving
-the loop early (break, an exception, `cancel()`) cancels the server-side generation.
+the loop early (break, an exception, `cancel()`) stops the server-side generation and
+waits for the server to confirm: the generation then holds every token the server put
+into the history (`token_ids`, `generated_tokens`), also those generated after the break.
+A session stops its own still-open generation before its next call, so a chat UI's "stop,
+then send the next message" needs no sleep in between.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +55,6 @@ class SessionInfo:
     kv_bound_bytes: int
     idle_s: float
     invariant_checks: int
-    invariant_violations: int
     generating: bool
 
     @classmethod
@@ -66,7 +70,6 @@ class SessionInfo:
             kv_bound_bytes=msg.kv_bound_bytes,
             idle_s=msg.idle_s,
             invariant_checks=msg.invariant_checks,
-            invariant_violations=msg.invariant_violations,
             generating=msg.generating,
         )
 
@@ -122,12 +125,19 @@ class _GenerationState:
     def done(self) -> bool:
         return self.stop_reason is not None
 
-    def cancel(self) -> None:
-        """Cancels the server-side generation (no-op once done)."""
+    def _drain(self, was_running: bool) -> None:
+        """After a confirmed stop, read the rest of the stream up to its done event."""
+        if was_running or self._call.done():
+            for event in self._call:
+                self._apply(event)
+
+    def _cancel_call(self) -> None:
+        """Stop without the server's word (an old server, or the stream already broke)."""
         if not self.done:
             self.stop_reason = StopReason.CANCELLED
             self.generated_tokens = len(self.token_ids)
-            self._call.cancel()
+            if self._call is not None:
+                self._call.cancel()
 
     def _apply(self, event: pb.GenerateEvent) -> int | None:
         """Records one event; returns the token id for token events."""
@@ -163,6 +173,25 @@ class Generation(_GenerationState):
     `token_ids`.
     """
 
+    def __init__(self, call: Any, stop: Callable[[], Any]) -> None:
+        super().__init__(call)
+        self._stop = stop
+
+    def cancel(self) -> None:
+        """Stops the server-side generation and waits for its done event (no-op once done).
+
+        Afterwards `token_ids` and `generated_tokens` hold every token the server added to
+        the session's history, also those generated after the caller stopped reading.
+        """
+        if self.done:
+            return
+        try:
+            self._drain(self._stop().was_running)
+        except (grpc.RpcError, KakeyaError):
+            pass  # an old server without CancelGenerate, or the call is gone: cancel it
+        finally:
+            self._cancel_call()
+
     def __iter__(self) -> Iterator[int]:
         return self._events()
 
@@ -188,12 +217,62 @@ class Generation(_GenerationState):
 
 
 class AsyncGeneration(_GenerationState):
-    """The asyncio twin of `Generation`: `async for token_id in generation`."""
+    """The asyncio twin of `Generation`: `async for token_id in generation`.
+
+    The Generate call starts at the first iteration, once the session's previous
+    generation (if still open) has been stopped and the server has confirmed it.
+    """
+
+    def __init__(
+        self,
+        start: Callable[[], Any],
+        stop: Callable[[], Awaitable[Any]],
+        previous: AsyncGeneration | None,
+    ) -> None:
+        super().__init__(None)
+        self._start = start
+        self._stop = stop
+        self._previous = previous
+        self._cancelling: asyncio.Lock | None = None
+
+    async def cancel(self) -> None:
+        """Stops the server-side generation and waits for its done event (no-op once done).
+
+        Safe to call twice at once (the session's next call and the garbage collector's
+        close of an abandoned `async for` may race): the second waits for the first.
+        """
+        self._cancelling = self._cancelling or asyncio.Lock()
+        async with self._cancelling:
+            if not self.done:
+                await self._stop_and_drain()
+
+    async def _stop_and_drain(self) -> None:
+        if self._call is None:  # never started: only the one before it may still run
+            previous, self._previous = self._previous, None
+            if previous is not None:
+                await previous.cancel()
+            self.stop_reason = StopReason.CANCELLED
+            return
+        try:
+            was_running = (await self._stop()).was_running
+            if was_running or self._call.done():
+                async for event in self._call:
+                    self._apply(event)
+        except (grpc.RpcError, KakeyaError):
+            pass
+        finally:
+            self._cancel_call()
 
     def __aiter__(self) -> AsyncIterator[int]:
         return self._events()
 
     async def _events(self) -> AsyncIterator[int]:
+        if self.done:
+            return
+        previous, self._previous = self._previous, None
+        if previous is not None:
+            await previous.cancel()
+        self._call = self._start()
         try:
             async for event in self._call:
                 token_id = self._apply(event)
@@ -205,13 +284,13 @@ class AsyncGeneration(_GenerationState):
                 raise self.error from None
         finally:
             if self.error is None:
-                self.cancel()
+                await self.cancel()
 
     async def __aenter__(self) -> AsyncGeneration:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.cancel()
+        await self.cancel()
 
 
 class _SessionBase:
@@ -220,6 +299,9 @@ class _SessionBase:
         self._options = options
         self.session_id = session_id
         self._closed = False
+
+    def _cancel_request(self) -> pb.CancelGenerateRequest:
+        return pb.CancelGenerateRequest(session_id=self.session_id)
 
     @property
     def closed(self) -> bool:
@@ -239,14 +321,21 @@ class _SessionBase:
 class Session(_SessionBase):
     """One server-side session; a context manager that closes it on exit."""
 
+    def __init__(self, stub: Any, session_id: str, options: CallOptions) -> None:
+        super().__init__(stub, session_id, options)
+        self._generation: Generation | None = None
+
     def append(self, token_ids: Iterable[int], *, timeout: float | None = None) -> int:
         """Appends raw token ids; returns the new history length.
+
+        A generation of this object still open is stopped first (see `Generation.cancel`).
 
         Raises:
             InvalidArgumentError: an id outside the vocabulary, an empty or oversized append.
             SessionNotFoundError: the session is closed, evicted or unknown.
         """
         self._check_open()
+        self._settle()
         request = pb.AppendTokensRequest(session_id=self.session_id, token_ids=list(token_ids))
         return self._unary(self._stub.AppendTokens, request, timeout).history_tokens
 
@@ -262,15 +351,28 @@ class Session(_SessionBase):
     ) -> Generation:
         """Starts generating; iterate the result for token ids.
 
-        The call starts at once; argument errors surface on the first iteration.
+        The call starts at once; argument errors surface on the first iteration. A
+        generation of this object still open is stopped first.
 
         Raises:
             SessionClosedError: the session was closed by this object.
             KakeyaError: (while iterating) the typed error of the server's status.
         """
         self._check_open()
+        self._settle()
         request = generate_request(self.session_id, max_tokens, temperature, top_p, top_k, seed)
-        return Generation(self._stub.Generate(request, **self._kwargs(timeout)))
+        call = self._stub.Generate(request, **self._kwargs(timeout))
+
+        def stop() -> Any:
+            return self._unary(self._stub.CancelGenerate, self._cancel_request(), timeout)
+
+        self._generation = Generation(call, stop)
+        return self._generation
+
+    def _settle(self) -> None:
+        """Stop this object's open generation and wait for the server to confirm."""
+        if self._generation is not None and not self._generation.done:
+            self._generation.cancel()
 
     def info(self, *, timeout: float | None = None) -> SessionInfo:
         """A snapshot of the session.
@@ -307,14 +409,21 @@ class Session(_SessionBase):
 class AsyncSession(_SessionBase):
     """The asyncio twin of `Session`; `async with` closes it."""
 
+    def __init__(self, stub: Any, session_id: str, options: CallOptions) -> None:
+        super().__init__(stub, session_id, options)
+        self._generation: AsyncGeneration | None = None
+
     async def append(self, token_ids: Iterable[int], *, timeout: float | None = None) -> int:
         """Appends raw token ids; returns the new history length.
+
+        A generation of this object still open is stopped first (see `Generation.cancel`).
 
         Raises:
             InvalidArgumentError: an id outside the vocabulary, an empty or oversized append.
             SessionNotFoundError: the session is closed, evicted or unknown.
         """
         self._check_open()
+        await self._settle()
         request = pb.AppendTokensRequest(session_id=self.session_id, token_ids=list(token_ids))
         return (await self._unary(self._stub.AppendTokens, request, timeout)).history_tokens
 
@@ -328,7 +437,9 @@ class AsyncSession(_SessionBase):
         seed: int | None = None,
         timeout: float | None = None,
     ) -> AsyncGeneration:
-        """Starts generating; `async for` over the result for token ids.
+        """A generation; `async for` over it for token ids (the call starts then).
+
+        A generation of this object still open is stopped first.
 
         Raises:
             SessionClosedError: the session was closed by this object.
@@ -336,7 +447,20 @@ class AsyncSession(_SessionBase):
         """
         self._check_open()
         request = generate_request(self.session_id, max_tokens, temperature, top_p, top_k, seed)
-        return AsyncGeneration(self._stub.Generate(request, **self._kwargs(timeout)))
+
+        def start() -> Any:
+            return self._stub.Generate(request, **self._kwargs(timeout))
+
+        async def stop() -> Any:
+            return await self._unary(self._stub.CancelGenerate, self._cancel_request(), timeout)
+
+        self._generation = AsyncGeneration(start, stop, self._generation)
+        return self._generation
+
+    async def _settle(self) -> None:
+        """Stop this object's open generation and wait for the server to confirm."""
+        if self._generation is not None and not self._generation.done:
+            await self._generation.cancel()
 
     async def info(self, *, timeout: float | None = None) -> SessionInfo:
         """A snapshot of the session.

@@ -109,7 +109,8 @@ def create_model(config: Qwen3Config, preset: Preset) -> Qwen3ForCausalLM:
     dtype = getattr(torch, preset.save_dtype)
     with torch.device("meta"):
         model = Qwen3ForCausalLM(config)
-    model = model.to(dtype=dtype).to_empty(device="cpu")
+    # transformers wraps `to` in a decorator whose type hides `self`
+    model = model.to(dtype=dtype).to_empty(device="cpu")  # type: ignore[call-arg]
     # to_empty gives every module its own storage; tie lm_head back to the embedding.
     model.tie_weights()
     # Non-persistent buffers (rotary inverse frequencies) were never materialised.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
@@ -62,7 +63,7 @@ def load_model(config: ModelConfig, cache_dir: Path | None = None) -> LoadedMode
         revision=cached.revision,
         device=device,
         dtype=dtype,
-        vocab_size=int(model.config.get_text_config().vocab_size),
+        vocab_size=_vocab_size(model),
         load_s=time.perf_counter() - started,
     )
 
@@ -99,3 +100,8 @@ def read_tokenizer(cached: CachedModel, cache: Path) -> PreTrainedTokenizerBase:
         )
     except (OSError, ValueError) as exc:
         raise ModelNotCached(cached.model_id, f"cannot load tokenizer: {exc}") from exc
+
+
+def _vocab_size(model: torch.nn.Module) -> int:
+    config: Any = model.config
+    return int(config.get_text_config().vocab_size)

@@ -10,6 +10,7 @@ project's own byte-level BPE tokenizer:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 TINY_MODEL_ID = "kakeya/tiny-qwen3"
 SHAPED_MODEL_ID = "kakeya/qwen3-0.6b-shaped"
@@ -49,7 +50,7 @@ class Preset:
     logit_std: float = 16.0
     qk_norm_weight: float = 2.0
 
-    def config_kwargs(self) -> dict[str, object]:
+    def config_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `transformers.Qwen3Config` (token ids come from the tokenizer)."""
         fields = asdict(self)
         build_only = ("model_id", "seed", "save_dtype", "embed_std", "logit_std", "qk_norm_weight")

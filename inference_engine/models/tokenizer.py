@@ -109,4 +109,5 @@ def build_tokenizer(corpus_dir: Path = CORPUS_DIR) -> PreTrainedTokenizerFast:
 
 def special_token_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, int]:
     """The id of each special token, by its text."""
-    return {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+    return {token: int(value) for token, value in ids.items() if isinstance(value, int)}

@@ -102,7 +102,6 @@ def info_to_proto(info: SessionInfo, server: pb.ServerInfo | None = None) -> pb.
         kv_bound_bytes=info.kv_bound_bytes,
         idle_s=info.idle_s,
         invariant_checks=info.invariant_checks,
-        invariant_violations=info.invariant_violations,
         generating=info.generating,
         server=server,
     )
@@ -151,6 +150,10 @@ class RuntimeService:
     async def close_session(self, request: pb.CloseSessionRequest) -> pb.CloseSessionResponse:
         await asyncio.to_thread(self._engine.close, request.session_id)
         return pb.CloseSessionResponse()
+
+    async def cancel_generate(self, request: pb.CancelGenerateRequest) -> pb.CancelGenerateResponse:
+        was_running = await asyncio.to_thread(self._engine.cancel_generate, request.session_id)
+        return pb.CancelGenerateResponse(was_running=was_running)
 
     async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateEvent]:
         """Streams the engine's events. A client cancel cancels this task, and closing the
@@ -243,6 +246,9 @@ def runtime_handler(engine: Any, token: str | None) -> grpc.GenericRpcHandler:
                 "AppendTokens", pb.AppendTokensRequest, service.append_tokens
             ),
             "Generate": guard.stream("Generate", pb.GenerateRequest, service.generate),
+            "CancelGenerate": guard.unary(
+                "CancelGenerate", pb.CancelGenerateRequest, service.cancel_generate
+            ),
             "CloseSession": guard.unary(
                 "CloseSession", pb.CloseSessionRequest, service.close_session
             ),

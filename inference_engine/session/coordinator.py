@@ -1,18 +1,22 @@
 """The session lifecycle over one loaded model: create, append, generate, info, close.
 
-A generate prefills only what was appended since the last forward (generated tokens join
+A generate is validated, claimed and admitted in the caller's thread, then runs as a job of
+the engine's decode loop (`session.decode_loop`), batched with every other running
+generation. It prefills only what was appended since the last forward (generated tokens join
 the history too, the last one pending), then decodes until EOS, `max_tokens`, or cancel.
-Validation and admission happen before the first forward; the stream is a generator of
-frozen events that every surface adapts.
+
+A call on a session whose generate's client has left (its cancel is set) waits, bounded,
+for that generate to wind down; one whose client is still reading is FailedPrecondition.
 """
 
 from __future__ import annotations
 
-import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -21,8 +25,7 @@ from inference_engine.errors import FailedPrecondition, InvariantViolation
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.metrics import RuntimeMetrics
 from inference_engine.scheduler.scheduler import Scheduler, Slot
-from inference_engine.session import generator as gen
-from inference_engine.session.cuda_graph import GraphDecoder, graphs_available
+from inference_engine.session.decode_loop import STREAM_END, DecodeLoop, Deliver, Failure, Job
 from inference_engine.session.events import (
     DoneEvent,
     Event,
@@ -30,12 +33,12 @@ from inference_engine.session.events import (
     SessionInfo,
     StopReason,
     TokenEvent,
-    TruncationEvent,
 )
 from inference_engine.session.store import Session, SessionStore
 from inference_engine.session.validation import check_params, check_session_args, check_token_ids
 
-log = logging.getLogger(__name__)
+_POLL_S = 0.05  # bound on one wait for a session to become idle
+FAILED_OUTCOME = "FAILED"  # generate_total's label for a generation that ended in an error
 
 
 @dataclass
@@ -43,10 +46,8 @@ class ModelState:
     """What a session keeps on the model side between calls."""
 
     cache: SinkWindowCache
-    graph: GraphDecoder | bool | None = None  # CUDA only: the captured step; False: failed
     last_logits: torch.Tensor | None = None  # logits after the newest forwarded position
     cancel: threading.Event | None = None  # the running generate's, so close can stop it
-    invariant_checks: int = 0
 
 
 class Coordinator:
@@ -64,18 +65,20 @@ class Coordinator:
         self.config = config
         self.metrics = metrics
         self.shape = CacheShape.of(model)
-        self.graphs = config.cache.cuda_graphs and graphs_available(self.shape.device)
         self.store = SessionStore(config.store, on_end=self._on_session_end)
+        self._idle = threading.Condition(self.store.lock)  # notified when a session frees up
         self.scheduler = Scheduler(config.scheduler)
         metrics.watch(self.scheduler, config.store)
+        s = config.scheduler
+        self.loop = DecodeLoop(
+            model, s.max_concurrent, s.max_unread_tokens, self._on_turn, self._cut_reason
+        )
 
     # -- lifecycle ---------------------------------------------------------------
     def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
         eos = check_session_args(eos_token_ids, label, self.vocab_size, self.config.limits)
         c = self.config.cache
-        cache = SinkWindowCache(
-            self.shape, c.sink_tokens, c.window_tokens, c.prefill_chunk_tokens, self.graphs
-        )
+        cache = SinkWindowCache(self.shape, c.sink_tokens, c.window_tokens, c.prefill_chunk_tokens)
         session = self.store.create(label, eos, ModelState(cache))
         self.metrics.session_total.labels(outcome="created").inc()
         self._refresh_gauges()
@@ -86,9 +89,7 @@ class Coordinator:
         ids = check_token_ids("token_ids", token_ids, self.vocab_size, limit)
         with self.store.lock:
             self.store.check_accepting()
-            session = self.store.get(session_id)
-            if session.busy:
-                raise FailedPrecondition(f"session {session_id!r} is generating; append after it")
+            session = self._idle_session(session_id, "is generating; append after it")
             session.history.extend(ids)
             length = len(session.history)
         self._refresh_gauges()
@@ -102,21 +103,44 @@ class Coordinator:
         session = self.store.close(session_id)
         if session.state.cancel is not None:
             session.state.cancel.set()
+            self.loop.wake()
 
     def shutdown(self) -> None:
+        """Refuse new work (UNAVAILABLE), end running generations (SHUTDOWN), stop the threads."""
         self.store.stop_accepting()  # first: a stream cut from here on ends as SHUTDOWN
         self.scheduler.shutdown()
+        self.loop.stop()
         self.store.stop_sweeper()
 
     # -- generate ----------------------------------------------------------------
     def generate(
         self, session_id: str, params: GenerationParams, cancel: threading.Event | None = None
     ) -> EventStream:
-        """Validate and admit now; return the event stream (runs as it is iterated).
+        """Validate and admit now; the decode loop runs it; iterate the stream for its events.
 
         Raises:
             InvalidArgument, SessionNotFound, FailedPrecondition, ResourceExhausted,
             Unavailable: before any model work.
+        """
+        events: queue.SimpleQueue[object] = queue.SimpleQueue()
+        job = self.start(session_id, params, events.put, cancel)
+        return EventStream(job, events, self.config.scheduler.wind_down_s)
+
+    def start(
+        self,
+        session_id: str,
+        params: GenerationParams,
+        deliver: Deliver,
+        cancel: threading.Event | None = None,
+    ) -> Job:
+        """Validate, claim and admit (blocking while queued), then hand the job to the loop.
+
+        `deliver` receives every event, then a `Failure` if the job failed, then `STREAM_END`;
+        it is called from the loop's thread.
+
+        Raises:
+            InvalidArgument, SessionNotFound, FailedPrecondition, ResourceExhausted,
+            Unavailable: nothing ran and the session is unchanged.
         """
         check_params(params, self.config.limits)
         cancel = cancel or threading.Event()
@@ -126,111 +150,97 @@ class Coordinator:
         except BaseException:
             self._unclaim(session)
             raise
-        return self._stream(session, params, slot)
+        chunk = self.config.cache.prefill_chunk_tokens
+        job = Job(session, params, cancel, deliver, partial(self._end, slot), chunk)
+        try:
+            self.loop.submit(job)
+        except BaseException:
+            self.scheduler.release(slot)
+            self._unclaim(session)
+            raise
+        return job
+
+    def cancel_generate(self, session_id: str, timeout_s: float) -> bool:
+        """Stop the session's generate, if one runs, and wait until it has ended.
+
+        Returns:
+            True when a generate was running (it has ended, or `timeout_s` passed).
+
+        Raises:
+            SessionNotFound: unknown, closed or evicted session.
+        """
+        with self.store.lock:
+            session = self.store.get(session_id)
+            cancel = session.state.cancel
+            if not session.busy or cancel is None:
+                return False
+            cancel.set()
+        self.scheduler.wake()
+        self.loop.wake()
+        with self._idle:
+            self._idle.wait_for(lambda: not session.busy, timeout_s)
+        return True
 
     def _claim(self, session_id: str, cancel: threading.Event) -> Session:
         with self.store.lock:
-            session = self.store.get(session_id)
-            if session.busy:
-                raise FailedPrecondition(f"session {session_id!r} already has a generate in flight")
+            session = self._idle_session(session_id, "already has a generate in flight")
             if not session.history:
                 raise FailedPrecondition(f"session {session_id!r} has no tokens; append first")
             session.busy = True
             session.state.cancel = cancel
             return session
 
+    def _idle_session(self, session_id: str, conflict: str) -> Session:
+        """The session once no generate holds it (call with the store lock held).
+
+        A generate whose client has gone (cancel set) ends within a step: wait for it, up to
+        `wind_down_s`. One whose client still reads is a conflict once `abandon_grace_s` has
+        passed (the grace covers a client's cancel that is still on its way).
+
+        Raises:
+            SessionNotFound: unknown, closed or evicted.
+            FailedPrecondition: a generate holds the session.
+        """
+        s = self.config.scheduler
+        started = time.monotonic()
+        while True:
+            session = self.store.get(session_id)
+            if not session.busy:
+                return session
+            waited = time.monotonic() - started
+            cancel = session.state.cancel
+            abandoned = cancel is not None and cancel.is_set()
+            if waited >= (s.wind_down_s if abandoned else s.abandon_grace_s):
+                raise FailedPrecondition(f"session {session_id!r} {conflict}")
+            self._idle.wait(_POLL_S)
+
     def _unclaim(self, session: Session) -> None:
         with self.store.lock:
             session.busy = False
             session.state.cancel = None
             session.touched_at = time.monotonic()
+            self._idle.notify_all()
 
-    def _stream(self, session: Session, params: GenerationParams, slot: Slot) -> EventStream:
-        done: list[DoneEvent] = []
-        failed: list[Exception] = []
+    def _end(
+        self, slot: Slot, job: Job, done: DoneEvent | None, error: BaseException | None
+    ) -> None:
+        """The loop's word that a job left: free its slot and its session, count the outcome."""
+        self.scheduler.release(slot)
+        if isinstance(error, InvariantViolation):
+            self.metrics.cache_invariant_violations_total.labels(kind=error.kind).inc()
+            self.store.fail(job.session, f"invariant {error.kind}")
+        elif error is not None:  # a forward or sampling failed: the cache may be half-written
+            self.store.fail(job.session, type(error).__name__)
+        self._unclaim(job.session)
+        self._record(done)
 
-        def events() -> Iterator[Event]:
-            try:
-                for event in self._run(session, params, slot.cancel):
-                    if isinstance(event, DoneEvent):
-                        done.append(event)
-                    yield event
-            except InvariantViolation as violation:
-                failed.append(violation)
-                self.metrics.cache_invariant_violations_total.labels(kind=violation.kind).inc()
-                self.store.fail(session, f"invariant {violation.kind}")
-                raise
-            except Exception as error:  # GeneratorExit (a consumer leaving) is no failure
-                failed.append(error)
-                raise
+    def _cut_reason(self) -> StopReason:
+        """Why a generation stopped early: the server is stopping, or its client left."""
+        return StopReason.SHUTDOWN if self.store.stopping else StopReason.CANCELLED
 
-        def finish() -> None:
-            self.scheduler.release(slot)
-            self._unclaim(session)
-            self._record(done[-1] if done else None, failed=bool(failed))
-
-        return EventStream(events(), finish)
-
-    def _run(
-        self, session: Session, params: GenerationParams, cancel: threading.Event
-    ) -> Iterator[Event]:
-        started = time.perf_counter()
-        state: ModelState = session.state
-        pending = session.history[state.cache.next_position :]
-        logits = self._prefill(state, pending)
-        prefill_s = time.perf_counter() - started
-        if state.cache.dropped_tokens:
-            yield TruncationEvent(state.cache.dropped_tokens, state.cache.cached_tokens)
-        sampler = gen.make_generator(params)
-        generated, stop = 0, StopReason.MAX_TOKENS
-        while not cancel.is_set():
-            token = gen.sample(logits, params, sampler)
-            session.history.append(token)
-            generated += 1
-            yield TokenEvent(token, generated - 1)
-            if token in session.eos_token_ids:
-                stop = StopReason.EOS
-                break
-            if generated >= params.max_tokens or cancel.is_set():
-                break
-            logits = self._decode(state, token)
-        if cancel.is_set() and stop is StopReason.MAX_TOKENS and generated < params.max_tokens:
-            stop = StopReason.SHUTDOWN if self.store.stopping else StopReason.CANCELLED
-        yield DoneEvent(
-            stop_reason=stop,
-            generated_tokens=generated,
-            prefill_tokens=len(pending),
-            prefill_s=prefill_s,
-            total_s=time.perf_counter() - started,
-            history_tokens=len(session.history),
-        )
-
-    def _prefill(self, state: ModelState, pending: list[int]) -> torch.Tensor:
-        if pending:
-            chunk = self.config.cache.prefill_chunk_tokens
-            with torch.inference_mode():
-                state.last_logits = gen.prefill(self.model, state.cache, pending, chunk)
-            state.invariant_checks += len(gen.prefill_chunks(0, pending, chunk))
-            _synchronize(state.last_logits)
-        if state.last_logits is None:  # unreachable: a claimed session has history
-            raise FailedPrecondition("no logits to sample from")
-        return state.last_logits
-
-    def _decode(self, state: ModelState, token: int) -> torch.Tensor:
-        with torch.inference_mode():
-            state.last_logits = self._decode_step(state, token)
-        state.invariant_checks += 1
-        return state.last_logits
-
-    def _decode_step(self, state: ModelState, token: int) -> torch.Tensor:
-        if self.graphs and state.graph is not False:
-            try:
-                state.graph = state.graph or GraphDecoder(self.model, state.cache)
-                return state.graph.step(token).clone()  # the graph reuses its output buffer
-            except RuntimeError as error:  # capture failed before touching live state
-                log.warning("CUDA graph capture failed, decoding eagerly: %s", error)
-                state.graph = False
-        return gen.decode_one_token(self.model, state.cache, token)
+    def _on_turn(self, kind: str, sessions: int) -> None:
+        if kind == "decode":
+            self.metrics.decode_batch_sessions.observe(sessions)
 
     # -- facts and metrics -----------------------------------------------------
     def _info(self, session: Session) -> SessionInfo:
@@ -246,17 +256,13 @@ class Coordinator:
             kv_live_bytes=cache.live_bytes,
             kv_bound_bytes=cache.bound_bytes,
             idle_s=session.idle_s(),
-            invariant_checks=state.invariant_checks,
-            invariant_violations=0,
+            invariant_checks=cache.forwards,
             generating=session.busy,
         )
 
-    def _record(self, done: DoneEvent | None, failed: bool) -> None:
+    def _record(self, done: DoneEvent | None) -> None:
         m = self.metrics
-        if failed:
-            reason = "FAILED"
-        else:
-            reason = done.stop_reason.value if done else StopReason.CANCELLED.value
+        reason = done.stop_reason.value if done else FAILED_OUTCOME
         m.generate_total.labels(stop_reason=reason).inc()
         if done is not None:
             m.generate_prefill_tokens.observe(done.prefill_tokens)
@@ -282,45 +288,42 @@ class Coordinator:
 
 
 class EventStream:
-    """An admitted generation: iterate it for events; closing it (or finishing) frees the slot.
+    """An admitted generation's events, for a synchronous consumer.
 
-    A plain generator would not run its cleanup if dropped before its first `next`, which
-    would leak the scheduler slot; this wrapper releases exactly once in every case.
+    Iterating takes events as the decode loop delivers them (a job failure is raised);
+    `close` (or leaving early and dropping the stream) cancels the job and waits until it
+    has left the loop, so its slot and session are free when `close` returns.
     """
 
-    def __init__(self, events: Iterator[Event], finish: Callable[[], None]) -> None:
+    def __init__(self, job: Job, events: queue.SimpleQueue[object], wind_down_s: float) -> None:
+        self._job = job
         self._events = events
-        self._finish: Callable[[], None] | None = finish
+        self._wind_down_s = wind_down_s
+        self._ended = False
 
     def __iter__(self) -> EventStream:
         return self
 
     def __next__(self) -> Event:
-        try:
-            return next(self._events)
-        except BaseException:
-            self._release()
-            raise
+        if self._ended:
+            raise StopIteration
+        item = self._events.get()
+        if item is STREAM_END or isinstance(item, Failure):
+            self._ended = True
+            if isinstance(item, Failure):
+                raise item.error
+            raise StopIteration
+        if isinstance(item, TokenEvent):
+            self._job.mark_consumed()
+        return item  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Stop the generation (if running) and free its slot; idempotent."""
-        try:
-            self._events.close()
-        finally:
-            self._release()
+        """Stop the generation (if running) and wait until it has ended; idempotent."""
+        job = self._job
+        if not job.finished.is_set():
+            job.cancel.set()
+            job.wake()
+            job.finished.wait(self._wind_down_s)
 
     def __del__(self) -> None:
         self.close()
-
-    def _release(self) -> None:
-        finish, self._finish = self._finish, None
-        if finish is not None:
-            finish()
-
-
-def _synchronize(tensor: torch.Tensor) -> None:
-    """Make timings real on asynchronous devices."""
-    if tensor.device.type == "cuda":
-        torch.cuda.synchronize(tensor.device)
-    elif tensor.device.type == "mps":
-        torch.mps.synchronize()

@@ -67,6 +67,5 @@ class SessionInfo:
     kv_live_bytes: int
     kv_bound_bytes: int
     idle_s: float
-    invariant_checks: int
-    invariant_violations: int
+    invariant_checks: int  # forwards run on this session's cache, each checked for INV-1/INV-2
     generating: bool

@@ -1,13 +1,25 @@
-"""The hot path: prefill, one decode step, sampling. Small functions, each testable alone.
+"""The hot path: prefill, the batched decode step, sampling. Small functions, each testable alone.
 
 Prefill splits pending tokens at multiples of `chunk` in absolute position, so the sequence
 of forwards depends only on which positions are pending, never on how they were appended.
+
+`decode_step` forwards one token for each of several sessions as one batch (the weights are
+read once per step), each session attending over its own sink+window cache. The batch is
+padded to a fixed number of lanes, so every step runs the same kernels on the same shapes
+whichever sessions share it: a row's result depends on its own inputs only (batch
+invariance), and a session's tokens are the same alone, amid others, or joining late.
 """
 
 from __future__ import annotations
 
-import torch
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import torch
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from inference_engine.errors import InvariantViolation
 from inference_engine.kv_cache import SinkWindowCache
 from inference_engine.session.events import GenerationParams
 
@@ -18,23 +30,28 @@ _DIRECT_LAYER_TYPES = frozenset({"qwen3", "qwen2", "llama"})
 
 def forward(model: torch.nn.Module, cache: SinkWindowCache, token_ids: list[int]) -> torch.Tensor:
     """Run `token_ids` at the cache's next positions; return the last position's logits `[V]`."""
-    count = len(token_ids)
-    position_ids, mask = cache.begin_forward(count)  # [1, n], [1, 1, n, used] or None
+    logits = _forward_logits(model, cache, token_ids)
+    cache.end_forward(len(token_ids))
+    return logits
+
+
+def _forward_logits(
+    model: torch.nn.Module, cache: SinkWindowCache, token_ids: list[int]
+) -> torch.Tensor:
+    """One session's forward up to the logits; the caller ends it (`cache.end_forward`)."""
+    position_ids, mask = cache.begin_forward(len(token_ids))  # [1, n], [1, 1, n, used] or None
     input_ids = torch.tensor([token_ids], dtype=torch.long, device=position_ids.device)  # [1, n]
     if getattr(model.config, "model_type", "") in _DIRECT_LAYER_TYPES:
-        logits = forward_layers(model, input_ids, position_ids, mask, cache)
-    else:
-        out = model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        logits = out.logits[0, -1]
-    cache.end_forward(count)
-    return logits
+        return forward_layers(model, input_ids, position_ids, mask, cache)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=position_ids,
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return out.logits[0, -1]
 
 
 def forward_layers(
@@ -51,7 +68,7 @@ def forward_layers(
     directly gives bit-identical logits (tested) and only the last position reaches
     the final norm and the LM head (both act per position). Returns logits `[V]`.
     """
-    inner = model.model
+    inner: Any = model.model
     hidden = inner.embed_tokens(input_ids)  # [1, n, hidden]
     rotary = inner.rotary_emb(hidden, position_ids)
     for layer in inner.layers:
@@ -63,7 +80,8 @@ def forward_layers(
             use_cache=True,
             position_embeddings=rotary,
         )
-    return model.lm_head(inner.norm(hidden[:, -1:]))[0, -1]
+    head: Any = model.lm_head
+    return head(inner.norm(hidden[:, -1:]))[0, -1]
 
 
 def prefill_chunks(start: int, token_ids: list[int], chunk: int) -> list[list[int]]:
@@ -92,6 +110,121 @@ def prefill(
 
 def decode_one_token(model: torch.nn.Module, cache: SinkWindowCache, token_id: int) -> torch.Tensor:
     return forward(model, cache, [token_id])
+
+
+def decode_step(
+    model: torch.nn.Module, caches: Sequence[SinkWindowCache], token_ids: Sequence[int], lanes: int
+) -> tuple[torch.Tensor, list[InvariantViolation | None]]:
+    """Forward `token_ids[i]` at the next position of `caches[i]`, all in one batch of `lanes`.
+
+    Returns:
+        Logits `[n, V]` (row i for session i) and, per session, the invariant violation its
+        cache reported after the forward (None when the checks passed); a session with a
+        violation must not be used again.
+
+    Raises:
+        ValueError: more sessions than lanes.
+    """
+    count = len(caches)
+    if not 0 < count <= lanes:
+        raise ValueError(f"{count} sessions for {lanes} lanes")
+    if getattr(model.config, "model_type", "") in _DIRECT_LAYER_TYPES:
+        logits = _batched_layers(model, caches, token_ids, lanes)
+    else:  # unknown layer layout: one forward per session (still invariant, not batched)
+        pairs = zip(caches, token_ids, strict=True)
+        logits = torch.stack([_forward_logits(model, cache, [token]) for cache, token in pairs])
+    return logits, [_end_forward(cache) for cache in caches]
+
+
+def _batched_layers(
+    model: torch.nn.Module, caches: Sequence[SinkWindowCache], token_ids: Sequence[int], lanes: int
+) -> torch.Tensor:
+    """The model's own modules on `[lanes, 1]` inputs; attention runs per session."""
+    count = len(caches)
+    inner: Any = model.model
+    plans = [cache.begin_forward(1) for cache in caches]  # ([1, 1] positions, mask or None)
+    device = plans[0][0].device
+    position_ids = torch.zeros((lanes, 1), dtype=torch.long, device=device)  # [L, 1]
+    position_ids[:count] = torch.cat([positions for positions, _ in plans])
+    input_ids = torch.zeros((lanes, 1), dtype=torch.long, device=device)  # [L, 1]; pads: id 0
+    input_ids[:count, 0] = torch.tensor(list(token_ids), dtype=torch.long, device=device)
+    hidden = inner.embed_tokens(input_ids)  # [L, 1, hidden]
+    rotary = inner.rotary_emb(hidden, position_ids)  # cos, sin: [L, 1, head_dim]
+    masks = [mask for _, mask in plans]
+    for layer in inner.layers:
+        attended = _attention(layer.self_attn, layer.input_layernorm(hidden), rotary, caches, masks)
+        hidden = hidden + attended
+        hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+    head: Any = model.lm_head
+    return head(inner.norm(hidden))[:count, -1]  # [n, V]
+
+
+def _attention(
+    attn: Any,
+    hidden: torch.Tensor,
+    rotary: tuple[torch.Tensor, torch.Tensor],
+    caches: Sequence[SinkWindowCache],
+    masks: Sequence[torch.Tensor | None],
+) -> torch.Tensor:
+    """Projections for all lanes at once; each session attends over its own cache alone."""
+    lanes = hidden.shape[0]
+    shape = (lanes, 1, -1, attn.head_dim)
+    query = _project(attn, "q", hidden, shape)  # [L, heads, 1, head_dim]
+    key = _project(attn, "k", hidden, shape)  # [L, kv_heads, 1, head_dim]
+    value = attn.v_proj(hidden).view(shape).transpose(1, 2)  # [L, kv_heads, 1, head_dim]
+    query, key = _rope_for(attn)(query, key, *rotary)
+    attend = _attention_function(attn)
+    rows = []
+    for i, cache in enumerate(caches):
+        layer = cache.slot_layers[attn.layer_idx]
+        keys, values = layer.update(key[i : i + 1], value[i : i + 1])
+        out, _ = attend(
+            attn,
+            query[i : i + 1],
+            keys,
+            values,
+            masks[i],
+            dropout=0.0,
+            scaling=attn.scaling,
+            sliding_window=getattr(attn, "sliding_window", None),
+        )
+        rows.append(out)  # [1, 1, heads, head_dim]
+    out = torch.cat(rows)
+    if lanes > len(rows):  # padding lanes attend to nothing
+        out = torch.cat([out, out.new_zeros((lanes - len(rows), *out.shape[1:]))])
+    return attn.o_proj(out.reshape(lanes, 1, -1))  # [L, 1, hidden]
+
+
+def _project(attn: Any, which: str, hidden: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """q or k projection, with the per-head norm where the family has one (Qwen3)."""
+    states = getattr(attn, f"{which}_proj")(hidden).view(shape)
+    norm = getattr(attn, f"{which}_norm", None)
+    return (norm(states) if norm is not None else states).transpose(1, 2)
+
+
+def _rope_for(attn: Any) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    rope: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    rope = sys.modules[type(attn).__module__].apply_rotary_pos_emb
+    return rope
+
+
+def _attention_function(attn: Any) -> Callable[..., Any]:
+    """The attention the model is configured with (sdpa, eager...), as its own layers call it."""
+    name = attn.config._attn_implementation
+    function: Callable[..., Any]
+    if name in ALL_ATTENTION_FUNCTIONS:
+        function = ALL_ATTENTION_FUNCTIONS[name]
+    else:
+        function = sys.modules[type(attn).__module__].eager_attention_forward
+    return function
+
+
+def _end_forward(cache: SinkWindowCache) -> InvariantViolation | None:
+    try:
+        cache.end_forward(1)
+    except InvariantViolation as violation:
+        return violation
+    return None
 
 
 def make_generator(params: GenerationParams) -> torch.Generator | None:

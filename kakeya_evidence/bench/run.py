@@ -1,13 +1,16 @@
 """``kakeya-evidence bench``: the runtime beside plain transformers, one model, one device.
 
 Measures, interleaved with warm-up and repeats (median and IQR): decode tokens/s of the
-runtime in-process, through the SDK over gRPC, a plain transformers decode loop and
-``model.generate()``; time to first token; a long session of T turns with incremental
-prefill against full re-prefill; KV live bytes per turn against the S+W bound. Writes
-``DIR/bench.json``, which feeds evidence.json's ``perf`` and the report.
+runtime in-process (with its decode lanes, and with one lane: the cost of padding),
+through the SDK over gRPC, a plain transformers decode loop and ``model.generate()``; time
+to first token; a long session of T turns with incremental prefill against full
+re-prefill; KV live bytes per turn against the S+W bound; the concurrency sweep (n
+sessions together against ``generate()`` on a batch of n); how much a long prefill delays
+a running decode. Writes ``DIR/bench.json``, which feeds evidence.json's ``perf`` and the
+report.
 
 The story of `run_bench`: load the model once, build the engines, start the SDK server,
-measure decode interleaved, run the long session, assemble and write the JSON.
+measure decode interleaved, run the long session and the sweep, assemble, write the JSON.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from kakeya_evidence.bench.runs import measure_interleaved as runs_interleaved
 from kakeya_evidence.bench.runs import random_tokens
 from kakeya_evidence.bench.stats import (
     DecodeSample,
     SessionTrace,
     assemble_bench,
     assemble_session,
+    concurrency_goals,
+    concurrency_row,
     decode_rate,
 )
 from kakeya_evidence.errors import CacheMissError, ParameterError
@@ -38,6 +44,8 @@ from kakeya_evidence.errors import CacheMissError, ParameterError
 __all__ = ["BenchConfig", "register", "run_bench", "run_bench_command", "validate_config"]
 
 BENCH_FILE = "bench.json"
+MAX_CONCURRENCY = 64
+INTERLEAVE_CHUNKS = 8  # the long prompt of the prefill-delay measurement, in chunks
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,12 @@ class BenchConfig:
     sdk: bool = True
     seed: int = 0
     quiet: bool = False
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
+
+    @property
+    def lanes(self) -> int:
+        """The engine's decode batch: the largest n of the sweep (at least 1)."""
+        return max((1, *self.concurrency))
 
 
 def validate_config(config: BenchConfig) -> BenchConfig:
@@ -87,6 +101,11 @@ def validate_config(config: BenchConfig) -> BenchConfig:
             raise ParameterError(f"{name} must be >= {bound}, got {value}", stage="bench")
     if config.max_tokens > 4096:
         raise ParameterError(f"max_tokens must be <= 4096, got {config.max_tokens}", stage="bench")
+    if any(not 1 <= n <= MAX_CONCURRENCY for n in config.concurrency):
+        raise ParameterError(
+            f"concurrency values must be in [1, {MAX_CONCURRENCY}], got {config.concurrency}",
+            stage="bench",
+        )
     return config
 
 
@@ -112,6 +131,12 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--window", type=int, default=d.window_tokens, help="window tokens W")
     bench.add_argument("--prefill-chunk", type=int, default=d.prefill_chunk_tokens)
     bench.add_argument("--no-sdk", action="store_true", help="skip the SDK-over-gRPC variant")
+    bench.add_argument(
+        "--concurrency",
+        type=_int_list,
+        default=d.concurrency,
+        help="session counts of the sweep, e.g. 1,2,4,8,16 ('' skips it)",
+    )
     bench.add_argument("--seed", type=int, default=d.seed, help="seed of the token ids")
     bench.add_argument("--quiet", action="store_true", help="no progress on stderr")
     bench.set_defaults(func=run_bench_command)
@@ -137,7 +162,15 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         sdk=not args.no_sdk,
         seed=args.seed,
         quiet=args.quiet,
+        concurrency=tuple(args.concurrency),
     )
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of counts: {text!r}") from exc
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
@@ -193,14 +226,20 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             _measure_session(engines["runtime"], turns, config, r)
             for r in range(config.session_repeats)
         ]
+        rows = _measure_concurrency(loaded, engines["runtime"], client, rng, config)
+        interleave = _measure_interleave(engines["runtime"], prompt, rng, config)
     meta = _meta(loaded, config, time.perf_counter() - started)
-    return assemble_bench(
+    bench = assemble_bench(
         meta,
         samples,
         assemble_session(traces, config.turns),
         config.sink_tokens,
         config.window_tokens,
     )
+    bench["concurrency"] = rows
+    bench["prefill_interleave"] = interleave
+    bench["goals"].update(concurrency_goals(rows, bench["ratios"]["runtime_over_hf_loop"]))
+    return bench
 
 
 def write_bench(out: Path, bench: dict[str, Any]) -> Path:
@@ -212,20 +251,23 @@ def write_bench(out: Path, bench: dict[str, Any]) -> Path:
 
 @contextlib.contextmanager
 def _engines(loaded: Any, config: BenchConfig) -> Iterator[dict[str, Any]]:
-    """The runtime engine; on CUDA also an eager twin (`cuda_graphs=False`) over the same model."""
-    from inference_engine.config import CacheConfig, ModelConfig, RuntimeConfig
+    """The runtime with `lanes` decode lanes (as served), and a one-lane twin when lanes > 1
+    (what fixed-lane padding costs a single session)."""
+    from inference_engine.config import CacheConfig, ModelConfig, RuntimeConfig, SchedulerConfig
     from inference_engine.engine import Engine
 
     cache = CacheConfig(config.sink_tokens, config.window_tokens, config.prefill_chunk_tokens)
     model = ModelConfig(config.model, config.device, config.dtype)
-    engines = {"runtime": Engine.from_loaded(loaded, RuntimeConfig(model=model, cache=cache))}
-    if loaded.device.type == "cuda":
-        eager = CacheConfig(
-            cache.sink_tokens, cache.window_tokens, cache.prefill_chunk_tokens, False
+
+    def build(lanes: int) -> Any:
+        scheduler = SchedulerConfig(max_concurrent=lanes, max_queue=2 * lanes)
+        return Engine.from_loaded(
+            loaded, RuntimeConfig(model=model, cache=cache, scheduler=scheduler)
         )
-        engines["runtime_eager"] = Engine.from_loaded(
-            loaded, RuntimeConfig(model=model, cache=eager)
-        )
+
+    engines = {"runtime": build(config.lanes)}
+    if config.lanes > 1:
+        engines["runtime_1lane"] = build(1)
     try:
         yield engines
     finally:
@@ -251,9 +293,9 @@ def _measure_decode(
 
     g = config.max_tokens
     variants = {"runtime": lambda: runs.measure_runtime(engines["runtime"], prompt, g)}
-    if "runtime_eager" in engines:
-        variants["runtime_eager"] = lambda: runs.measure_runtime(
-            engines["runtime_eager"], prompt, g
+    if "runtime_1lane" in engines:
+        variants["runtime_1lane"] = lambda: runs.measure_runtime(
+            engines["runtime_1lane"], prompt, g
         )
     if client is not None:
         variants["sdk_grpc"] = lambda: runs.measure_sdk(client, prompt, g)
@@ -266,6 +308,55 @@ def _measure_decode(
         config.warmup,
         on_sample=lambda n, r, s: _report_sample(config, n, r, s),
     )
+
+
+def _measure_concurrency(
+    loaded: Any, engine: Any, client: Any, rng: random.Random, config: BenchConfig
+) -> list[dict[str, Any]]:
+    """Per n: the runtime, the SDK and HF's batched generate, interleaved over repeats."""
+    rows = []
+    for n in config.concurrency:
+        prompts = [random_tokens(rng, config.prompt_tokens, loaded.vocab_size) for _ in range(n)]
+        rows.append(_sweep_point(loaded, engine, client, prompts, config))
+        _progress(config, "  " + _row_text(rows[-1]))
+    return rows
+
+
+def _sweep_point(
+    loaded: Any, engine: Any, client: Any, prompts: list[list[int]], config: BenchConfig
+) -> dict[str, Any]:
+    from kakeya_evidence.bench import concurrency as sweep
+
+    g = config.max_tokens
+    variants = {"runtime": lambda: sweep.measure_runtime_batch(engine, prompts, g)}
+    if client is not None:
+        variants["sdk_grpc"] = lambda: sweep.measure_sdk_batch(client, prompts, g)
+    variants["hf_generate"] = lambda: sweep.measure_hf_generate_batch(loaded.model, prompts, g)
+    _progress(config, f"concurrency n={len(prompts)}: {len(variants)} variants")
+    samples = runs_interleaved(variants, config.repeats, warmup=0)
+    return concurrency_row(len(prompts), samples)
+
+
+def _measure_interleave(
+    engine: Any, prompt: list[int], rng: random.Random, config: BenchConfig
+) -> dict[str, Any]:
+    from kakeya_evidence.bench.concurrency import measure_prefill_interleave
+
+    long_prompt = random_tokens(
+        rng, INTERLEAVE_CHUNKS * config.prefill_chunk_tokens, engine.vocab_size
+    )
+    _progress(config, f"prefill interleave: {INTERLEAVE_CHUNKS} chunks beside a running decode")
+    return measure_prefill_interleave(engine, prompt, long_prompt, 6 * INTERLEAVE_CHUNKS)
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    cells = [f"n={row['n']}"]
+    for key in ("runtime_tok_s", "sdk_grpc_tok_s", "hf_generate_tok_s"):
+        if row.get(key) is not None:
+            cells.append(f"{key[:-6]} {row[key]:.1f} tok/s")
+    if row.get("itl_p50_s") is not None:
+        cells.append(f"itl p50 {row['itl_p50_s'] * 1000:.1f} ms")
+    return ", ".join(cells)
 
 
 def _measure_session(
@@ -357,6 +448,8 @@ def format_summary(bench: dict[str, Any]) -> str:
         lines.append(f"  ratio  {name:<26} {_fmt(value)}")
     for name, value in bench["long_session"]["ratio_last_first"].items():
         lines.append(f"  turn last/first {name:<16} {_fmt(value)}")
+    for row in bench.get("concurrency") or []:
+        lines.append("  concurrency " + _row_text(row))
     for name, goal in bench["goals"].items():
         verdict = {True: "met", False: "NOT met", None: "n/a"}[goal["met"]]
         lines.append(f"  goal {name:<26} {_fmt(goal['value'])} ({goal['target']}): {verdict}")

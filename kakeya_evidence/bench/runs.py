@@ -13,7 +13,7 @@ import dataclasses
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from kakeya_evidence.bench.stats import DecodeSample, SessionTrace
 
@@ -29,7 +29,7 @@ __all__ = [
     "sdk_client",
 ]
 
-Variant = Callable[[], DecodeSample]
+S = TypeVar("S")  # what one run of a variant returns (DecodeSample, BatchSample)
 
 
 def random_tokens(rng: random.Random, count: int, vocab_size: int) -> list[int]:
@@ -44,11 +44,11 @@ def interleave_order(names: Sequence[str], repeat: int) -> list[str]:
 
 
 def measure_interleaved(
-    variants: Mapping[str, Variant],
+    variants: Mapping[str, Callable[[], S]],
     repeats: int,
     warmup: int,
-    on_sample: Callable[[str, int, DecodeSample], None] | None = None,
-) -> dict[str, list[DecodeSample]]:
+    on_sample: Callable[[str, int, S], None] | None = None,
+) -> dict[str, list[S]]:
     """Warm every variant up, then run them interleaved (ABC, BCA, ...) `repeats` times.
 
     Interleaving makes drift (thermal, other processes) hit every variant alike, so
@@ -58,7 +58,7 @@ def measure_interleaved(
     for _ in range(warmup):
         for name in names:
             variants[name]()
-    samples: dict[str, list[DecodeSample]] = {name: [] for name in names}
+    samples: dict[str, list[S]] = {name: [] for name in names}
     for repeat in range(repeats):
         for name in interleave_order(names, repeat):
             sample = variants[name]()

@@ -6,27 +6,34 @@ the raw samples into the `bench.json` document (see `assemble_bench`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "BatchSample",
     "DecodeSample",
     "SessionTrace",
     "Summary",
     "assemble_bench",
+    "concurrency_goals",
+    "concurrency_row",
     "decode_rate",
     "evaluate_goals",
     "paired_ratio",
     "quantile",
+    "steady_rate",
     "summarize",
 ]
 
-# Goals from issue 6 section 3: reported, never asserted.
+# Goals from issue 6 section 3 and issue 12: reported, never asserted.
 GOAL_RUNTIME_OVER_HF = 1.0
 GOAL_SDK_OVER_RUNTIME = 0.9
 GOAL_INCREMENTAL_LAST_FIRST = 1.3
+GOAL_BATCH8_OVER_SINGLE = 4.0
+GOAL_BATCH8_OVER_HF_GENERATE = 1.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,14 @@ class DecodeSample:
     ttft_s: float
     stamps_s: tuple[float, ...]
     token_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchSample:
+    """n sessions generating together: each session's token arrival times, in seconds after
+    the common start (for HF's batched generate every row shares the step stamps)."""
+
+    stamps_s: tuple[tuple[float, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -175,15 +190,16 @@ def assemble_session(traces: Sequence[SessionTrace], turns: int) -> dict[str, An
 
 
 def _ratios(decode: Mapping[str, Sequence[float]]) -> dict[str, float | None]:
-    """Paired ratios of decode rates; the eager one only where the eager variant ran (CUDA)."""
+    """Paired ratios of decode rates; `padding` (the served lanes over one lane: what a single
+    session pays for fixed-lane batching) only where the one-lane variant ran."""
     runtime, hf_loop = decode.get("runtime") or [], decode.get("hf_loop") or []
     ratios = {
         "runtime_over_hf_loop": paired_ratio(runtime, hf_loop),
         "runtime_over_hf_generate": paired_ratio(runtime, decode.get("hf_generate") or []),
         "sdk_over_runtime": paired_ratio(decode.get("sdk_grpc") or [], runtime),
     }
-    if decode.get("runtime_eager"):
-        ratios["runtime_eager_over_hf_loop"] = paired_ratio(decode["runtime_eager"], hf_loop)
+    if decode.get("runtime_1lane"):
+        ratios["padding"] = paired_ratio(runtime, decode["runtime_1lane"])
     return ratios
 
 
@@ -287,4 +303,82 @@ def assemble_bench(
     }
 
 
-_TTFT_VARIANTS = ("runtime", "sdk_grpc", "runtime_eager")
+_TTFT_VARIANTS = ("runtime", "sdk_grpc", "runtime_1lane")
+
+
+# -- the concurrency sweep ----------------------------------------------------------------
+
+
+def steady_rate(sample: BatchSample) -> float:
+    """Aggregate decode tokens/s while every session decodes.
+
+    The window runs from the latest second token to the earliest last token (sessions join
+    and leave at different steps); every token of every session inside it counts. When the
+    sessions barely overlap, the whole span from the first second token to the last token.
+
+    Raises:
+        ValueError: a session has fewer than 3 tokens.
+    """
+    sessions = sample.stamps_s
+    if not sessions or any(len(s) < 3 for s in sessions):
+        raise ValueError("each session needs at least 3 tokens")
+    start, end = max(s[1] for s in sessions), min(s[-1] for s in sessions)
+    if end - start <= 0:
+        start, end = min(s[1] for s in sessions), max(s[-1] for s in sessions)
+    count = sum(1 for s in sessions for t in s if start < t <= end)
+    return count / (end - start)
+
+
+def concurrency_row(n: int, samples: Mapping[str, Sequence[BatchSample]]) -> dict[str, Any]:
+    """One row of bench.json's `concurrency` list: medians over repeats of each variant's
+    aggregate rate, and the runtime's inter-token latency and time to first token."""
+    rates = {name: [steady_rate(s) for s in runs] for name, runs in samples.items() if runs}
+    runtime = samples.get("runtime") or []
+    stamps = [session for sample in runtime for session in sample.stamps_s]
+    gaps = [b - a for session in stamps for a, b in itertools.pairwise(session[1:])]
+    firsts = [session[0] for session in stamps if session]
+    return {
+        "n": n,
+        "runtime_tok_s": _median_or_none(rates.get("runtime")),
+        "sdk_grpc_tok_s": _median_or_none(rates.get("sdk_grpc")),
+        "hf_generate_tok_s": _median_or_none(rates.get("hf_generate")),
+        "itl_p50_s": quantile(gaps, 0.5) if gaps else None,
+        "itl_p95_s": quantile(gaps, 0.95) if gaps else None,
+        "ttft_p50_s": quantile(firsts, 0.5) if firsts else None,
+    }
+
+
+def concurrency_goals(
+    rows: Sequence[Mapping[str, Any]], runtime_over_hf_loop: float | None
+) -> dict[str, Any]:
+    """Issue 12's goals from the sweep (`met` None where the sweep lacks n=1 or n=8)."""
+    by_n = {row["n"]: row for row in rows}
+    one, eight = by_n.get(1) or {}, by_n.get(8) or {}
+    return {
+        "batch8_over_single": _goal(
+            _ratio(eight.get("runtime_tok_s"), one.get("runtime_tok_s")),
+            GOAL_BATCH8_OVER_SINGLE,
+            True,
+        ),
+        "batch8_over_hf_generate": _goal(
+            _ratio(eight.get("runtime_tok_s"), eight.get("hf_generate_tok_s")),
+            GOAL_BATCH8_OVER_HF_GENERATE,
+            True,
+        ),
+        "single_over_hf_loop": _goal(runtime_over_hf_loop, GOAL_RUNTIME_OVER_HF, True),
+        "sdk_over_runtime_batch8": _goal(
+            _ratio(eight.get("sdk_grpc_tok_s"), eight.get("runtime_tok_s")),
+            GOAL_SDK_OVER_RUNTIME,
+            True,
+        ),
+    }
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def _median_or_none(values: Sequence[float] | None) -> float | None:
+    return quantile(values, 0.5) if values else None

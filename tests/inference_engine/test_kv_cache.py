@@ -130,21 +130,6 @@ def test_inv2_breaks_when_positions_go_backwards(model):
     assert raised.value.kind == "inv2"
 
 
-def test_full_width_cache_gives_the_same_logits_as_the_compact_one(model):
-    """Attending over every slot (free ones masked) changes shapes, not results."""
-    compact = new_cache(model)
-    full = SinkWindowCache(CacheShape.of(model), SINK, WINDOW, 8, full_width=True)
-    with torch.inference_mode():
-        for sizes in ([9], [1], [6], [1], [1], [20], [1]):
-            tokens = TOKENS[: sizes[0]]
-            a = prefill(model, compact, tokens, chunk=8)
-            b = prefill(model, full, tokens, chunk=8)
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    assert full.capacity == full.max_capacity
-    assert full.layers[0].keys.shape[2] == full.max_capacity
-    assert full.cached_tokens == compact.cached_tokens
-
-
 def test_direct_layer_forward_is_bit_identical_to_the_model_call(model):
     """The fast path skips the model's wrappers, not its math."""
     from inference_engine.session.generator import forward_layers

@@ -148,7 +148,6 @@ def sdk_turns(client: kakeya.Client, index: int, vocab: int, turns: int = TURNS)
             assert generation.stop_reason is kakeya.StopReason.MAX_TOKENS
         info = session.info()
         assert info.history_tokens == turns * (APPEND_TOKENS + GENERATE_TOKENS)
-        assert info.invariant_violations == 0
     return latencies
 
 

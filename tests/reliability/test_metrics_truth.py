@@ -76,8 +76,8 @@ def test_request_errors_are_counted_by_surface_and_code(serve_runtime) -> None:
                 call()
     with kakeya.Client(server.grpc_address, token="metrics-token", timeout=60) as client:
         session, generation, _ = running_generation(client)  # holds the only slot
-        with pytest.raises(kakeya.FailedPreconditionError):
-            list(session.generate(2))  # a second generate on a busy session
+        with pytest.raises(kakeya.FailedPreconditionError):  # a second reader of the session
+            list(client.session(session.session_id).generate(2))
         other = client.create_session()
         other.append(PROMPT)
         with pytest.raises(kakeya.ResourceExhaustedError):

@@ -55,9 +55,7 @@ class ScriptedEngine:
         history = self.sessions.get(session_id)
         if history is None:
             raise SessionNotFound(f"session {session_id} not found")
-        return SessionInfo(
-            session_id, "", (), len(history), len(history), 0, 0, 0, 0.0, 0, 0, False
-        )
+        return SessionInfo(session_id, "", (), len(history), len(history), 0, 0, 0, 0.0, 0, False)
 
     def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
         session_id = f"s{next(self._ids)}"

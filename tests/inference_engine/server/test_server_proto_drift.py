@@ -39,12 +39,13 @@ def test_stub_imports_resolve_inside_the_package() -> None:
     assert "\nfrom kakeya." not in grpc_stub  # would resolve to the SDK package
 
 
-def test_service_exposes_the_five_rpcs() -> None:
+def test_service_exposes_the_six_rpcs() -> None:
     from inference_engine.proto_gen.kakeya.v1 import runtime_pb2
 
     service = runtime_pb2.DESCRIPTOR.services_by_name["RuntimeService"]
     assert sorted(m.name for m in service.methods) == [
         "AppendTokens",
+        "CancelGenerate",
         "CloseSession",
         "CreateSession",
         "Generate",

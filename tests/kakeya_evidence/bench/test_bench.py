@@ -35,6 +35,8 @@ TINY_ARGS = [
     "4",
     "--window",
     "16",
+    "--concurrency",
+    "1,3",
     "--quiet",
 ]
 
@@ -111,10 +113,10 @@ def test_bench_on_the_tiny_model_writes_a_sane_bench_json(tmp_path: Path):
     doc = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
     assert doc["model"] == "kakeya/tiny-qwen3"
     assert doc["device"] == "cpu"
-    variants = {"runtime", "sdk_grpc", "hf_loop", "hf_generate"}
+    variants = {"runtime", "runtime_1lane", "sdk_grpc", "hf_loop", "hf_generate"}
     assert set(doc["decode_tok_s"]) == variants
     assert all(v > 0 for v in doc["decode_tok_s"].values())
-    assert set(doc["ttft_s"]) == {"runtime", "sdk_grpc"}
+    assert set(doc["ttft_s"]) == {"runtime", "runtime_1lane", "sdk_grpc"}
     assert all(v > 0 for v in doc["ttft_s"].values())
     assert all(v is not None and v > 0 for v in doc["ratios"].values())
     session = doc["long_session"]
@@ -128,4 +130,10 @@ def test_bench_on_the_tiny_model_writes_a_sane_bench_json(tmp_path: Path):
     assert doc["tokens_matching_runtime"]["sdk_grpc"] == 4  # same engine, same tokens
     assert doc["goals"]["kv_flat_past_bound"]["met"] is True
     assert doc["config"]["window_tokens"] == 16
+    assert [row["n"] for row in doc["concurrency"]] == [1, 3]
+    for row in doc["concurrency"]:
+        assert row["runtime_tok_s"] > 0 and row["sdk_grpc_tok_s"] > 0
+        assert row["hf_generate_tok_s"] > 0 and 0 < row["itl_p50_s"] <= row["itl_p95_s"]
+    assert doc["prefill_interleave"]["chunks"] == 8
+    assert doc["goals"]["batch8_over_single"]["met"] is None  # n=8 not in this sweep
     assert doc["host"]["torch_threads"] >= 1

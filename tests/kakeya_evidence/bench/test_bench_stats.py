@@ -6,13 +6,17 @@ import pytest
 
 from kakeya_evidence.bench.runs import interleave_order, measure_interleaved
 from kakeya_evidence.bench.stats import (
+    BatchSample,
     DecodeSample,
     SessionTrace,
     assemble_bench,
     assemble_session,
+    concurrency_goals,
+    concurrency_row,
     decode_rate,
     paired_ratio,
     quantile,
+    steady_rate,
     summarize,
 )
 
@@ -144,7 +148,7 @@ def test_assemble_bench_has_the_issue_keys_and_ratios():
     assert bench["ratios"]["runtime_over_hf_loop"] == pytest.approx(2.0)
     assert bench["ratios"]["runtime_over_hf_generate"] == pytest.approx(1.25)
     assert bench["ratios"]["sdk_over_runtime"] == pytest.approx(0.95)
-    assert "runtime_eager_over_hf_loop" not in bench["ratios"]
+    assert "padding" not in bench["ratios"]  # no one-lane twin measured
     assert bench["tokens_matching_runtime"] == {"sdk_grpc": 2, "hf_loop": 2, "hf_generate": 1}
 
 
@@ -168,3 +172,46 @@ def test_kv_goal_fails_when_bytes_grow_past_the_bound():
     )
     goals = assemble_bench({}, {"runtime": [_sample(9.0)]}, session, sink=2, window=4)["goals"]
     assert goals["kv_flat_past_bound"]["met"] is False
+
+
+def test_padding_ratio_compares_the_served_lanes_with_one_lane():
+    samples = {"runtime": [_sample(18.0)], "runtime_1lane": [_sample(20.0)]}
+    session = assemble_session([_trace([1.0, 1.1], [1.0, 3.0], [500, 500], [4, 8])], turns=2)
+    bench = assemble_bench({}, samples, session, sink=2, window=4)
+    assert bench["ratios"]["padding"] == pytest.approx(0.9)
+
+
+def test_steady_rate_counts_tokens_while_every_session_decodes():
+    # two sessions, 0.1 s per step; the second joins one step later and leaves one step later
+    first = tuple(0.1 * i for i in range(1, 11))  # tokens at 0.1 .. 1.0
+    second = tuple(0.1 * i for i in range(2, 12))  # tokens at 0.2 .. 1.1
+    rate = steady_rate(BatchSample((first, second)))
+    # window (0.3, 1.0]: 7 tokens of the first, 7 of the second, in 0.7 s
+    assert rate == pytest.approx(14 / 0.7)
+    with pytest.raises(ValueError):
+        steady_rate(BatchSample(((0.1, 0.2),)))
+
+
+def test_concurrency_row_and_goals():
+    def batch(n: int, step_s: float) -> BatchSample:
+        return BatchSample(tuple(tuple(step_s * i for i in range(1, 9)) for _ in range(n)))
+
+    one = concurrency_row(1, {"runtime": [batch(1, 0.1)], "hf_generate": [batch(1, 0.1)]})
+    eight = concurrency_row(
+        8,
+        {
+            "runtime": [batch(8, 0.15)],
+            "sdk_grpc": [batch(8, 0.16)],
+            "hf_generate": [batch(8, 0.2)],
+        },
+    )
+    assert one["runtime_tok_s"] == pytest.approx(10.0) and one["sdk_grpc_tok_s"] is None
+    assert eight["runtime_tok_s"] == pytest.approx(8 / 0.15)
+    assert eight["itl_p50_s"] == pytest.approx(0.15) and eight["ttft_p50_s"] == pytest.approx(0.15)
+    goals = concurrency_goals([one, eight], runtime_over_hf_loop=1.02)
+    assert goals["batch8_over_single"]["value"] == pytest.approx(8 / 0.15 / 10.0)
+    assert goals["batch8_over_single"]["met"] is True
+    assert goals["batch8_over_hf_generate"]["met"] is True
+    assert goals["sdk_over_runtime_batch8"]["value"] == pytest.approx(0.15 / 0.16)
+    assert goals["single_over_hf_loop"]["met"] is True
+    assert concurrency_goals([one], None)["batch8_over_single"]["met"] is None

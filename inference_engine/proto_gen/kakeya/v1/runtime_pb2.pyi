@@ -115,6 +115,18 @@ class GenerateEvent(_message.Message):
     done: DoneEvent
     def __init__(self, token: _Optional[_Union[TokenEvent, _Mapping]] = ..., truncation: _Optional[_Union[TruncationEvent, _Mapping]] = ..., done: _Optional[_Union[DoneEvent, _Mapping]] = ...) -> None: ...
 
+class CancelGenerateRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CancelGenerateResponse(_message.Message):
+    __slots__ = ("was_running",)
+    WAS_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    was_running: bool
+    def __init__(self, was_running: _Optional[bool] = ...) -> None: ...
+
 class CloseSessionRequest(_message.Message):
     __slots__ = ("session_id",)
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -132,7 +144,7 @@ class GetSessionInfoRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class SessionInfo(_message.Message):
-    __slots__ = ("session_id", "label", "eos_token_ids", "history_tokens", "cached_tokens", "dropped_tokens", "kv_live_bytes", "kv_bound_bytes", "idle_s", "invariant_checks", "invariant_violations", "generating", "server")
+    __slots__ = ("session_id", "label", "eos_token_ids", "history_tokens", "cached_tokens", "dropped_tokens", "kv_live_bytes", "kv_bound_bytes", "idle_s", "invariant_checks", "generating", "server")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     EOS_TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -143,7 +155,6 @@ class SessionInfo(_message.Message):
     KV_BOUND_BYTES_FIELD_NUMBER: _ClassVar[int]
     IDLE_S_FIELD_NUMBER: _ClassVar[int]
     INVARIANT_CHECKS_FIELD_NUMBER: _ClassVar[int]
-    INVARIANT_VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
     GENERATING_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
     session_id: str
@@ -156,10 +167,9 @@ class SessionInfo(_message.Message):
     kv_bound_bytes: int
     idle_s: float
     invariant_checks: int
-    invariant_violations: int
     generating: bool
     server: ServerInfo
-    def __init__(self, session_id: _Optional[str] = ..., label: _Optional[str] = ..., eos_token_ids: _Optional[_Iterable[int]] = ..., history_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., dropped_tokens: _Optional[int] = ..., kv_live_bytes: _Optional[int] = ..., kv_bound_bytes: _Optional[int] = ..., idle_s: _Optional[float] = ..., invariant_checks: _Optional[int] = ..., invariant_violations: _Optional[int] = ..., generating: _Optional[bool] = ..., server: _Optional[_Union[ServerInfo, _Mapping]] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., label: _Optional[str] = ..., eos_token_ids: _Optional[_Iterable[int]] = ..., history_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., dropped_tokens: _Optional[int] = ..., kv_live_bytes: _Optional[int] = ..., kv_bound_bytes: _Optional[int] = ..., idle_s: _Optional[float] = ..., invariant_checks: _Optional[int] = ..., generating: _Optional[bool] = ..., server: _Optional[_Union[ServerInfo, _Mapping]] = ...) -> None: ...
 
 class ServerInfo(_message.Message):
     __slots__ = ("max_sessions", "when_full")

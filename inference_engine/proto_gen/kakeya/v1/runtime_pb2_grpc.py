@@ -49,6 +49,11 @@ class RuntimeServiceStub:
                 request_serializer=kakeya_dot_v1_dot_runtime__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=kakeya_dot_v1_dot_runtime__pb2.GenerateEvent.FromString,
                 _registered_method=True)
+        self.CancelGenerate = channel.unary_unary(
+                '/kakeya.v1.RuntimeService/CancelGenerate',
+                request_serializer=kakeya_dot_v1_dot_runtime__pb2.CancelGenerateRequest.SerializeToString,
+                response_deserializer=kakeya_dot_v1_dot_runtime__pb2.CancelGenerateResponse.FromString,
+                _registered_method=True)
         self.CloseSession = channel.unary_unary(
                 '/kakeya.v1.RuntimeService/CloseSession',
                 request_serializer=kakeya_dot_v1_dot_runtime__pb2.CloseSessionRequest.SerializeToString,
@@ -86,6 +91,14 @@ class RuntimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelGenerate(self, request, context):
+        """Stops the session's running Generate and returns once it has ended: its stream
+        then ends with a done event (CANCELLED) counting every token it generated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CloseSession(self, request, context):
         """Frees a session. NOT_FOUND when unknown or already closed.
         """
@@ -117,6 +130,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=kakeya_dot_v1_dot_runtime__pb2.GenerateRequest.FromString,
                     response_serializer=kakeya_dot_v1_dot_runtime__pb2.GenerateEvent.SerializeToString,
+            ),
+            'CancelGenerate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelGenerate,
+                    request_deserializer=kakeya_dot_v1_dot_runtime__pb2.CancelGenerateRequest.FromString,
+                    response_serializer=kakeya_dot_v1_dot_runtime__pb2.CancelGenerateResponse.SerializeToString,
             ),
             'CloseSession': grpc.unary_unary_rpc_method_handler(
                     servicer.CloseSession,
@@ -210,6 +228,33 @@ class RuntimeService:
             '/kakeya.v1.RuntimeService/Generate',
             kakeya_dot_v1_dot_runtime__pb2.GenerateRequest.SerializeToString,
             kakeya_dot_v1_dot_runtime__pb2.GenerateEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelGenerate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kakeya.v1.RuntimeService/CancelGenerate',
+            kakeya_dot_v1_dot_runtime__pb2.CancelGenerateRequest.SerializeToString,
+            kakeya_dot_v1_dot_runtime__pb2.CancelGenerateResponse.FromString,
             options,
             channel_credentials,
             insecure,

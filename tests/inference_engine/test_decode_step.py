@@ -1,0 +1,99 @@
+"""The batched decode step on a small real Qwen3 built in memory (float32, seeded).
+
+float32 is the strict case: on this CPU a matrix product of one row and one of several rows
+round differently, so only fixed lanes make a session's logits independent of the batch.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+from inference_engine.kv_cache import CacheShape, SinkWindowCache
+from inference_engine.session.generator import decode_step, forward, prefill
+
+SINK, WINDOW, CHUNK, LANES = 3, 12, 8, 6
+PROMPTS = [[(5 * i + 7 * k + 1) % 89 for k in range(9 + 4 * i)] for i in range(LANES)]
+
+
+@pytest.fixture(scope="module")
+def model() -> Qwen3ForCausalLM:
+    torch.manual_seed(0)
+    config = Qwen3Config(
+        vocab_size=89,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=4096,
+        attn_implementation="sdpa",
+    )
+    return Qwen3ForCausalLM(config).eval()
+
+
+def prefilled(model: Qwen3ForCausalLM, which: int) -> tuple[SinkWindowCache, int]:
+    cache = SinkWindowCache(CacheShape.of(model), SINK, WINDOW, CHUNK)
+    with torch.inference_mode():
+        first = int(prefill(model, cache, PROMPTS[which], CHUNK).argmax())
+    return cache, first
+
+
+def run(model, order: list[int], steps: int, join_at: dict[int, int] | None = None):
+    """Greedy-decode the sessions in `order` together; `join_at[s]`: the step s joins at.
+    Returns each session's logits per step (the step's row for that session)."""
+    join_at = join_at or {}
+    state = {s: prefilled(model, s) for s in order}
+    tokens = {s: first for s, (_, first) in state.items()}
+    rows: dict[int, list[torch.Tensor]] = {s: [] for s in order}
+    with torch.inference_mode():
+        for step in range(steps):
+            active = [s for s in order if join_at.get(s, 0) <= step]
+            logits, faults = decode_step(
+                model, [state[s][0] for s in active], [tokens[s] for s in active], LANES
+            )
+            assert faults == [None] * len(active)
+            for s, row in zip(active, logits, strict=True):
+                rows[s].append(row.clone())
+                tokens[s] = int(row.argmax())
+    return rows
+
+
+def test_a_session_alone_amid_others_and_joining_late_gets_bit_identical_logits(model):
+    steps = 16  # past S + W: eviction and slot reuse happen during the run
+    alone = run(model, [0], steps)[0]
+    crowd = run(model, [3, 1, 0, 5, 2, 4], steps)[0]  # session 0 in lane 2
+    others_first = run(model, [1, 2, 3, 0], steps + 5, join_at={0: 5})[0]  # joins a running batch
+    for a, b, c in zip(alone, crowd, others_first, strict=True):
+        assert torch.equal(a, b)
+        assert torch.equal(a, c)
+
+
+def test_batched_step_computes_what_a_one_token_forward_computes(model):
+    caches, firsts = zip(*(prefilled(model, s) for s in range(3)), strict=True)
+    twins, _ = zip(*(prefilled(model, s) for s in range(3)), strict=True)
+    with torch.inference_mode():
+        logits, _ = decode_step(model, list(caches), list(firsts), LANES)
+        for row, twin, first in zip(logits, twins, firsts, strict=True):
+            expected = forward(model, twin, [first])
+            torch.testing.assert_close(row, expected, rtol=1e-4, atol=1e-4)
+            assert int(row.argmax()) == int(expected.argmax())
+    assert [c.next_position for c in caches] == [t.next_position for t in twins]
+
+
+def test_an_invariant_fault_is_reported_for_its_session_only(model):
+    (good, first_good), (bad, first_bad) = prefilled(model, 0), prefilled(model, 1)
+    reference = run(model, [0], 1)[0][0]
+    bad.layers[0].writes += 1  # corrupt: INV-1 fails after this forward
+    with torch.inference_mode():
+        logits, faults = decode_step(model, [good, bad], [first_good, first_bad], LANES)
+    assert faults[0] is None and faults[1] is not None and faults[1].kind == "inv1"
+    assert torch.equal(logits[0], reference)
+
+
+def test_more_sessions_than_lanes_is_refused(model):
+    caches = [prefilled(model, 0)[0] for _ in range(LANES + 1)]
+    with pytest.raises(ValueError, match="lanes"):
+        decode_step(model, caches, [1] * len(caches), LANES)
