@@ -194,11 +194,14 @@ def _wait_for_file(path: Path, timeout_s: float) -> None:
 
 
 def _read_stacks(work: Path) -> str:
+    """The stack dumps of pytest (and each xdist worker); empty dump files are removed."""
     parts = []
     for path in sorted(work.glob("stacks*")):
         text = safe_text(path.read_bytes())
-        if text.strip():
-            parts.append(f"[{path.name}]\n{text}" if path.name != "stacks" else text)
+        if not text.strip():
+            path.unlink()
+            continue
+        parts.append(f"[{path.name}]\n{text}" if path.name != "stacks" else text)
     return clip_end("\n".join(parts))
 
 
