@@ -181,12 +181,10 @@ def _run_stage(
     cache = state["stages"].get("cache_prewarm")
     if name == "integration_suite" and cache and cache["status"] != "ok":
         return {"status": "skipped", "duration_s": 0.0, "reason": "cache_prewarm did not pass"}
-    if name != "integration_suite":
-        return _stage_status(
-            name, out, _notebook(name, config, out, kernel, config.stage_timeout_s)
-        )
-    with progress.suite(out / "pytest"):
-        run = _notebook(name, config, out, kernel, config.stage_timeout_s + _SUITE_MARGIN_S)
+    timeout = config.stage_timeout_s + (_SUITE_MARGIN_S if name == "integration_suite" else 0)
+    suite = name == "integration_suite"
+    with progress.suite(out / "pytest") if suite else contextlib.nullcontext():
+        run = _notebook(name, config, out, kernel, timeout)
     return _stage_status(name, out, run)
 
 
