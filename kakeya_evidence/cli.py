@@ -90,6 +90,11 @@ def _add_suite_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-timeout", type=_number, default=300.0, help="per test, seconds")
     parser.add_argument("--stage-timeout", type=_number, default=3600.0, help="per stage, s")
     parser.add_argument("--rerun-failures", type=int, default=0, help="re-runs of failed tests")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="run the suite on N pytest-xdist workers"
+    )
+    parser.add_argument("--shard", default="", help="run the K-th of N slices of the suite: K/N")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def _number(text: str) -> float:
@@ -116,6 +121,9 @@ def _run(args: argparse.Namespace) -> int:
         rerun_failures=args.rerun_failures,
         prewarm=not args.no_prewarm,
         measure_load=args.load_time,
+        workers=args.workers,
+        shard=args.shard,
+        quiet=args.quiet,
     )
     code = run_pipeline(config)
     _print_outcome(Path(args.output), code)
@@ -148,24 +156,27 @@ def _prewarm(args: argparse.Namespace) -> int:
 
 
 def _suite(args: argparse.Namespace) -> int:
+    from kakeya_evidence.progress import Progress
     from kakeya_evidence.runner import RunConfig, check_output_dir, validate_config
     from kakeya_evidence.stages.suite import SuiteConfig, run_suite_stage
 
     out = check_output_dir(args.output)
-    validate_config(RunConfig(device=args.device, dtype=args.dtype, tests=args.tests))
-    outcome = run_suite_stage(
-        SuiteConfig(
-            tests=args.tests,
-            output_dir=str(out),
-            model=args.model,
-            device=args.device,
-            dtype=args.dtype,
-            pytest_args=tuple(shlex.split(args.pytest_args)),
-            test_timeout_s=args.test_timeout,
-            stage_timeout_s=args.stage_timeout,
-            rerun_failures=args.rerun_failures,
-        )
+    options = {"workers": args.workers, "shard": args.shard}
+    validate_config(RunConfig(device=args.device, dtype=args.dtype, tests=args.tests, **options))
+    config = SuiteConfig(
+        tests=args.tests,
+        output_dir=str(out),
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        pytest_args=tuple(shlex.split(args.pytest_args)),
+        test_timeout_s=args.test_timeout,
+        stage_timeout_s=args.stage_timeout,
+        rerun_failures=args.rerun_failures,
+        **options,
     )
+    with Progress(enabled=not args.quiet).suite(out / "pytest"):
+        outcome = run_suite_stage(config)
     print(", ".join(f"{k} {v}" for k, v in outcome.counts.items()))
     return 1 if outcome.counts["failed"] + outcome.counts["error"] else 0
 

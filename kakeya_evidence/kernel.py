@@ -2,7 +2,8 @@
 
 A kernel that dies before replying is retried once; the executed notebook is
 written in every case (papermill writes it as cells run), so a failed cell can
-be inspected.
+be inspected. Kernels talk over encrypted channels, and what a kernel process prints
+itself goes to NAME.kernel.log beside the executed notebook, never to the terminal.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 __all__ = ["KERNEL_NAME", "NotebookRun", "ensure_kernel", "execute_notebook"]
 
@@ -106,13 +107,18 @@ def execute_notebook(
         How the execution ended; never raises for notebook or kernel failures.
     """
     started = time.monotonic()
-    run = _execute_once(source, target, parameters, kernel_name, timeout_s, cwd)
-    attempts = 1
-    if run[0] == "crashed":
-        attempts = 2
-        run = _execute_once(source, target, parameters, kernel_name, timeout_s, cwd)
+    log_path = target.with_name(target.stem + ".kernel.log")
+    with log_path.open("wb") as log:
+        manager = _kernel_manager_class(log)
+        run = _execute_once(source, target, parameters, kernel_name, timeout_s, cwd, manager)
+        attempts = 1
         if run[0] == "crashed":
-            run = (run[0], run[1] + " (after one retry)")
+            attempts = 2
+            run = _execute_once(source, target, parameters, kernel_name, timeout_s, cwd, manager)
+            if run[0] == "crashed":
+                run = (run[0], run[1] + " (after one retry)")
+    if log_path.stat().st_size == 0:
+        log_path.unlink()
     return NotebookRun(run[0], run[1], time.monotonic() - started, attempts)
 
 
@@ -123,6 +129,7 @@ def _execute_once(
     kernel_name: str,
     timeout_s: float,
     cwd: Path | None,
+    kernel_manager_class: type,
 ) -> tuple[str, str]:
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -138,6 +145,8 @@ def _execute_once(
             cwd=str(cwd) if cwd else None,
             progress_bar=False,
             log_output=False,
+            config=_client_config(),
+            kernel_manager_class=kernel_manager_class,
         )
     except PapermillExecutionError as exc:
         return "failed", f"cell {exc.exec_count} raised {exc.ename}: {_one_line(exc.evalue)}"
@@ -148,6 +157,35 @@ def _execute_once(
     except Exception as exc:
         return "failed", f"{type(exc).__name__}: {_one_line(str(exc))}"
     return "ok", ""
+
+
+def _kernel_manager_class(log: IO[bytes]) -> type:
+    """A kernel manager whose kernels write their own logs to log, not to the terminal.
+
+    Cell output travels over the kernel's channels into the notebook; what the kernel
+    process itself prints (its log lines, e.g. "KeyboardInterrupt caught in kernel" when
+    it is interrupted at shutdown) is kept beside the executed notebook instead.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            await super().start_kernel(**kw)
+
+    return LoggedKernelManager
+
+
+def _client_config() -> Any:
+    """Encrypt the kernel's channels (CurveZMQ) where the kernel supports it.
+
+    A kernel reached over plain TCP warns on stderr, into the user's terminal, that its
+    traffic is unencrypted; with keys provisioned by the manager it is not.
+    """
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 def _one_line(text: str, limit: int = 300) -> str:

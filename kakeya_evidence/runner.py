@@ -8,19 +8,24 @@ it exists even when the notebook failed. Every partial artifact stays in DIR.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import math
 import os
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from kakeya_evidence.errors import EvidenceError, OutputDirError, ParameterError
 from kakeya_evidence.kernel import NotebookRun, ensure_kernel, execute_notebook
+from kakeya_evidence.progress import Progress
 from kakeya_evidence.report import RUNNER_STAGE, Report, write_report
 from kakeya_evidence.stages import STAGES, read_stage, write_stage
+from kakeya_evidence.stages.shard import parse_shard
 
 __all__ = ["DEVICES", "DTYPES", "NOTEBOOKS", "RunConfig", "check_output_dir", "run_pipeline"]
 
@@ -54,6 +59,9 @@ class RunConfig:
     prewarm: bool = True
     measure_load: bool = False  # the suite reports the load it does anyway
     notebooks_dir: str = ""
+    workers: int = 0  # pytest-xdist workers for the suite (0: one process)
+    shard: str = ""  # "K/N": run the K-th of N slices of the suite
+    quiet: bool = False  # no progress lines
 
 
 def check_output_dir(output: str) -> Path:
@@ -99,6 +107,24 @@ def validate_config(config: RunConfig) -> None:
         shlex.split(config.pytest_args)
     except ValueError as exc:
         raise ParameterError(f"pytest_args cannot be parsed: {exc}") from exc
+    check_suite_options(config.workers, config.shard)
+
+
+def check_suite_options(workers: int, shard: str) -> None:
+    """Check the suite's --workers and --shard.
+
+    Raises:
+        ParameterError: workers is not 0..256, needs pytest-xdist that is missing, or shard
+            is not K/N with 1 <= K <= N.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 256:
+        raise ParameterError(f"workers must be a whole number 0..256, got {workers!r}")
+    if workers and importlib.util.find_spec("xdist") is None:
+        raise ParameterError("workers needs pytest-xdist: pip install 'kakeya[evidence]'")
+    try:
+        parse_shard(shard)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from exc
 
 
 def run_pipeline(config: RunConfig) -> int:
@@ -123,15 +149,34 @@ def run_pipeline(config: RunConfig) -> int:
         return _abort(out, state, exc)
     _clear_stage_files(out)
     _save_state(out, state)
-    for name in STAGES[:3]:
-        state["stages"][name] = _run_stage(name, config, out, kernel, state)
+    progress = Progress(enabled=not config.quiet)
+    for index, name in enumerate(STAGES[:3], 1):
+        with _stage_progress(progress, name, index, state):
+            state["stages"][name] = _run_stage(name, config, out, kernel, state, progress)
         _save_state(out, state)
-    state["stages"]["results_report"] = _run_report_notebook(config, out, kernel, state)
+    with _stage_progress(progress, "results_report", len(STAGES), state):
+        state["stages"]["results_report"] = _run_report_notebook(config, out, kernel, state)
     return _finish(out, state, config).evidence["exit_code"]
 
 
+@contextlib.contextmanager
+def _stage_progress(
+    progress: Progress, name: str, index: int, state: dict[str, Any]
+) -> Iterator[None]:
+    progress.stage_started(name, index, len(STAGES))
+    yield
+    row = state["stages"].get(name) or {}
+    status, reason = row.get("status", "?"), row.get("reason", "")
+    progress.stage_finished(name, index, len(STAGES), status, row.get("duration_s") or 0.0, reason)
+
+
 def _run_stage(
-    name: str, config: RunConfig, out: Path, kernel: str, state: dict[str, Any]
+    name: str,
+    config: RunConfig,
+    out: Path,
+    kernel: str,
+    state: dict[str, Any],
+    progress: Progress,
 ) -> dict[str, Any]:
     host = state["stages"].get("host_check")
     if name != "host_check" and host and host["status"] != "ok":
@@ -141,7 +186,9 @@ def _run_stage(
     if name == "integration_suite" and cache and cache["status"] != "ok":
         return {"status": "skipped", "duration_s": 0.0, "reason": "cache_prewarm did not pass"}
     timeout = config.stage_timeout_s + (_SUITE_MARGIN_S if name == "integration_suite" else 0)
-    run = _notebook(name, config, out, kernel, timeout)
+    suite = name == "integration_suite"
+    with progress.suite(out / "pytest") if suite else contextlib.nullcontext():
+        run = _notebook(name, config, out, kernel, timeout)
     return _stage_status(name, out, run)
 
 
@@ -194,6 +241,8 @@ def _parameters(name: str, config: RunConfig, out: Path) -> dict[str, Any]:
             "stage_timeout_s": config.stage_timeout_s,
             "rerun_failures": config.rerun_failures,
             "cwd": os.getcwd(),
+            "workers": config.workers,
+            "shard": config.shard,
         }
     return {**common, "baseline": _absolute(config.baseline), "bench": _absolute(config.bench)}
 

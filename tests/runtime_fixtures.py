@@ -43,7 +43,13 @@ def loaded_model(model_config: ModelConfig):
     loaded = load_model(model_config)
     record = os.environ.get("KAKEYA_MODEL_LOAD_FILE")  # set by the evidence suite stage
     if record:
-        facts = {"model_id": loaded.model_id, "revision": loaded.revision, "load_s": loaded.load_s}
+        facts = {
+            "model_id": loaded.model_id,
+            "revision": loaded.revision,
+            "load_s": loaded.load_s,
+            "device": str(loaded.device),  # as resolved by the loader, not as requested
+            "dtype": str(loaded.dtype).removeprefix("torch."),
+        }
         Path(record).write_text(json.dumps(facts))
     return loaded
 

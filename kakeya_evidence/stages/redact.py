@@ -6,6 +6,7 @@ the secrets are scrubbed from what it wrote before anything is parsed or copied.
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,21 +31,27 @@ def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """text with every secret replaced."""
     for secret in secrets:
         text = text.replace(secret, REDACTED)
     return text
 
 
 def redact_files(paths: Iterable[Path], secrets: list[str]) -> None:
-    """Rewrite each existing file with every secret replaced, in place."""
+    """Rewrite each existing file with every secret replaced, in place (.gz files too)."""
     if not secrets:
         return
     encoded = [(s.encode(), REDACTED.encode()) for s in secrets]
     for path in paths:
         if not path.is_file():
             continue
-        data = original = path.read_bytes()
+        packed = path.suffix == ".gz"
+        try:
+            data = original = gzip.decompress(path.read_bytes()) if packed else path.read_bytes()
+        except (OSError, EOFError):
+            path.unlink()  # unreadable, so it cannot be scrubbed: it must not stay
+            continue
         for secret, mask in encoded:
             data = data.replace(secret, mask)
         if data != original:
-            path.write_bytes(data)
+            path.write_bytes(gzip.compress(data) if packed else data)

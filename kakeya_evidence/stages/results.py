@@ -1,39 +1,41 @@
-"""Test results: the per-test record, JUnit XML, and the counts derived from them.
+"""Test results: one row per node id, folded from the plugin record, and the counts.
 
-Parsing never raises on bad input: a truncated JSONL record keeps its complete
-lines, and a malformed or truncated JUnit file keeps every ``<testcase>`` that
-closed before the damage.
+Counts are pytest's own: one per report in pytest's terminal category (a test that fails
+in call and errors in teardown counts once in failed and once in error; a collection
+error or module-level skip counts once), plus ``flaky`` (failed, then passed on a
+re-run, counted instead of its failures) and ``not_run`` (collected, never ran).
 """
 
 from __future__ import annotations
 
-import json
-import re
-import xml.etree.ElementTree as ET
-from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from kakeya_evidence.stages.record import Phase, Record
+from kakeya_evidence.stages.textsafe import clip_end, safe_text
+
 __all__ = [
+    "COUNTED",
+    "FAILING",
     "OUTCOMES",
-    "RecordParse",
     "TestResult",
     "count_outcomes",
-    "merge_results",
+    "fold_record",
+    "mark_rerun",
     "module_of",
-    "parse_junit",
-    "parse_record",
+    "not_run",
     "result_from_dict",
 ]
 
-OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed", "flaky")
+COUNTED = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+OUTCOMES = (*COUNTED, "flaky", "not_run")
 FAILING = frozenset({"failed", "error"})
+_RANK = {"passed": 0, "xpassed": 1, "skipped": 2, "xfailed": 2, "failed": 3, "error": 4}
 
 
 @dataclass(frozen=True)
 class TestResult:
-    """One test's outcome as the report shows it."""
+    """One test's row: its outcome (worst phase), texts, location, phases and timing."""
 
     __test__ = False  # not a pytest test class
 
@@ -45,6 +47,13 @@ class TestResult:
     stdout: str = ""
     stderr: str = ""
     rerun_outcomes: tuple[str, ...] = ()
+    exception: str = ""
+    path: str = ""
+    line: int | None = None
+    phases: tuple[dict[str, str], ...] = ()
+    start_s: float | None = None
+    stop_s: float | None = None
+    worker: str = ""
 
     @property
     def module(self) -> str:
@@ -54,25 +63,8 @@ class TestResult:
         data = asdict(self)
         data["module"] = self.module
         data["rerun_outcomes"] = list(self.rerun_outcomes)
+        data["phases"] = [dict(p) for p in self.phases]
         return data
-
-
-@dataclass(frozen=True)
-class RecordParse:
-    """What a plugin record says about a pytest run.
-
-    Attributes:
-        results: Finished tests, in the order they finished.
-        collected: Node ids pytest collected (empty if collection never finished).
-        running: The test that started but never finished, if any.
-        finished: Whether pytest reached the end of its session.
-    """
-
-    results: list[TestResult] = field(default_factory=list)
-    collected: list[str] = field(default_factory=list)
-    running: str | None = None
-    finished: bool = False
-    rootdir: str = ""
 
 
 def module_of(nodeid: str) -> str:
@@ -81,160 +73,99 @@ def module_of(nodeid: str) -> str:
 
 
 def result_from_dict(data: dict[str, Any]) -> TestResult:
-    """Build a TestResult from a record line or an evidence.json test entry."""
+    """Build a TestResult from an evidence.json test entry (new fields may be absent)."""
+    line = data.get("line")
     return TestResult(
-        nodeid=str(data.get("nodeid", "")),
+        nodeid=safe_text(data.get("nodeid", "")),
         outcome=str(data.get("outcome", "error")),
         duration_s=float(data.get("duration_s") or 0.0),
-        message=str(data.get("message") or ""),
-        traceback=str(data.get("traceback") or ""),
-        stdout=str(data.get("stdout") or ""),
-        stderr=str(data.get("stderr") or ""),
-        rerun_outcomes=tuple(data.get("rerun_outcomes") or ()),
+        message=safe_text(data.get("message") or ""),
+        traceback=safe_text(data.get("traceback") or ""),
+        stdout=safe_text(data.get("stdout") or ""),
+        stderr=safe_text(data.get("stderr") or ""),
+        rerun_outcomes=tuple(str(o) for o in data.get("rerun_outcomes") or ()),
+        exception=safe_text(data.get("exception") or ""),
+        path=safe_text(data.get("path") or ""),
+        line=line if isinstance(line, int) and not isinstance(line, bool) else None,
+        phases=tuple(p for p in data.get("phases") or () if isinstance(p, dict)),
+        start_s=_float_or_none(data.get("start_s")),
+        stop_s=_float_or_none(data.get("stop_s")),
+        worker=safe_text(data.get("worker") or ""),
     )
 
 
-def parse_record(path: Path) -> RecordParse:
-    """Read the plugin's JSONL record, skipping lines that do not parse.
-
-    Args:
-        path: The record file; a missing file gives an empty parse.
-
-    Returns:
-        The finished results, collected ids, the running test and whether the session ended.
-    """
-    if not path.is_file():
-        return RecordParse()
-    results: dict[str, TestResult] = {}
-    collected: list[str] = []
-    running: str | None = None
-    finished = False
-    rootdir = ""
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        kind = event.get("event") if isinstance(event, dict) else None
-        if kind == "session_started":
-            rootdir = str(event.get("rootdir") or "")
-        elif kind == "collected":
-            collected = [str(n) for n in event.get("nodeids", [])]
-        elif kind == "started":
-            running = str(event.get("nodeid"))
-        elif kind == "result":
-            result = result_from_dict(event)
-            results[result.nodeid] = result
-            running = None if running == result.nodeid else running
-        elif kind == "session_finished":
-            finished = True
-    return RecordParse(list(results.values()), collected, running, finished, rootdir)
+def fold_record(record: Record) -> list[TestResult]:
+    """One row per node id from the record's reports, in the order pytest reported them."""
+    by_node: dict[str, list[Phase]] = {}
+    for phase in record.phases:
+        by_node.setdefault(phase.nodeid, []).append(phase)
+    return [_fold(nodeid, phases, record.started_t) for nodeid, phases in by_node.items()]
 
 
-def parse_junit(path: Path) -> list[TestResult]:
-    """Read JUnit XML, keeping every complete ``<testcase>`` even when the file is damaged.
-
-    Args:
-        path: The JUnit file; missing, empty or garbage files give an empty list.
-
-    Returns:
-        One result per test case.
-    """
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        root = ET.fromstring(text)
-        cases = list(root.iter("testcase"))
-    except ET.ParseError:
-        cases = _salvage_cases(text)
-    return [_case_result(case) for case in cases]
-
-
-def _salvage_cases(text: str) -> list[ET.Element]:
-    cases = []
-    pattern = r"<testcase\b[^>]*?/>|<testcase\b.*?</testcase>"
-    for match in re.finditer(pattern, text, flags=re.DOTALL):
-        try:
-            cases.append(ET.fromstring(match.group(0)))
-        except ET.ParseError:
-            continue
-    return cases
-
-
-def _case_result(case: ET.Element) -> TestResult:
-    nodeid = _junit_nodeid(case)
-    duration = _to_float(case.get("time"))
-    for tag, outcome in (("error", "error"), ("failure", "failed"), ("skipped", "skipped")):
-        child = case.find(tag)
-        if child is None:
-            continue
-        message = child.get("message") or ""
-        if tag == "skipped" and child.get("type") == "pytest.xfail":
-            outcome = "xfailed"
-        return TestResult(nodeid, outcome, duration, _first_line(message), child.text or "")
-    return TestResult(nodeid, "passed", duration, stdout=case.findtext("system-out") or "")
+def _fold(nodeid: str, phases: list[Phase], zero_t: float | None) -> TestResult:
+    ranked = [p for p in phases if _outcome(p) in _RANK]
+    worst = max(ranked, key=lambda p: _RANK[_outcome(p)], default=None)
+    outcome = _outcome(worst) if worst else "passed"
+    failing = [p for p in phases if p.category in FAILING]
+    lead = failing[0] if failing else worst
+    starts = [p.start for p in phases if p.start is not None]
+    stops = [p.stop for p in phases if p.stop is not None]
+    return TestResult(
+        nodeid=nodeid,
+        outcome=outcome,
+        duration_s=round(sum(p.duration_s for p in phases), 6),
+        message=lead.message if lead else "",
+        traceback=_traceback(failing, worst),
+        stdout=clip_end("".join(p.stdout for p in phases)),
+        stderr=clip_end("".join(p.stderr for p in phases)),
+        exception=lead.exception if lead else "",
+        path=(lead or phases[0]).path,
+        line=lead.line if lead else None,
+        phases=tuple(
+            {"when": p.when, "category": p.category, "message": p.message}
+            for p in phases
+            if p.category and p.counted
+        ),
+        start_s=_since(min(starts), zero_t) if starts else None,
+        stop_s=_since(max(stops), zero_t) if stops else None,
+        worker=next((p.worker for p in phases if p.worker), ""),
+    )
 
 
-def _junit_nodeid(case: ET.Element) -> str:
-    classname, name = case.get("classname", ""), case.get("name", "")
-    parts = classname.split(".")
-    # pytest writes classname as the dotted module path plus any classes; the file is the
-    # longest prefix of parts that starts with a lowercase name (classes are CamelCase).
-    split = len(parts)
-    while split > 1 and parts[split - 1][:1].isupper():
-        split -= 1
-    module = "/".join(parts[:split]) + ".py" if classname else ""
-    return "::".join(p for p in [module, *parts[split:], name] if p)
+def _outcome(phase: Phase) -> str:
+    # Plugins add categories ("subtests passed"); they rank as the outcome they end in.
+    return phase.category.removeprefix("subtests ")
 
 
-def _to_float(value: str | None) -> float:
-    try:
-        return float(value) if value else 0.0
-    except ValueError:
-        return 0.0
+def _traceback(failing: list[Phase], worst: Phase | None) -> str:
+    if len(failing) == 1:
+        return failing[0].longrepr
+    if failing:
+        parts = [f"--- {p.when}: {p.category} ---\n{p.longrepr}" for p in failing]
+        return clip_end("\n\n".join(parts))
+    return worst.longrepr if worst and worst.category == "xfailed" else ""
 
 
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:500]
-    return ""
+def _since(t: float, zero_t: float | None) -> float | None:
+    return round(t - zero_t, 6) if zero_t is not None else None
 
 
-def merge_results(record: list[TestResult], junit: list[TestResult]) -> list[TestResult]:
-    """Combine record and JUnit results; the record wins, JUnit fills the gaps.
-
-    Args:
-        record: Results from the plugin record (richer: captured output, tracebacks).
-        junit: Results from JUnit XML (used for tests the record lacks).
-
-    Returns:
-        One result per node id, record order first.
-    """
-    merged = {r.nodeid: r for r in record}
-    known_tails = {_tail(n) for n in merged}
-    for result in junit:
-        if result.nodeid not in merged and _tail(result.nodeid) not in known_tails:
-            merged[result.nodeid] = result
-    return list(merged.values())
-
-
-def nodeid_tail(nodeid: str) -> str:
-    """The node id with its directories dropped (how JUnit and reruns can be matched)."""
-    return _tail(nodeid)
-
-
-def _tail(nodeid: str) -> str:
-    # JUnit loses the directory layout of node ids; compare on file name plus test path.
-    module, _, rest = nodeid.partition("::")
-    return module.rsplit("/", 1)[-1] + "::" + rest
+def not_run(nodeids: list[str], reason: str) -> list[TestResult]:
+    """Rows for tests pytest collected but never ran (after a crash, timeout or stop)."""
+    return [TestResult(n, "not_run", message=f"not run: {reason}") for n in nodeids]
 
 
 def count_outcomes(results: list[TestResult]) -> dict[str, int]:
-    """Count results per outcome, with every outcome key present."""
-    counter = Counter(r.outcome for r in results)
-    return {outcome: counter.get(outcome, 0) for outcome in OUTCOMES}
+    """Count as pytest's terminal summary does, plus flaky and not_run; every key present."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for result in results:
+        if result.outcome in ("flaky", "not_run"):
+            counts[result.outcome] += 1
+            continue
+        for phase in result.phases:
+            if phase.get("category") in counts:
+                counts[phase["category"]] += 1
+    return {name: counts[name] for name in OUTCOMES}
 
 
 def mark_rerun(result: TestResult, outcomes: list[str]) -> TestResult:
@@ -243,3 +174,10 @@ def mark_rerun(result: TestResult, outcomes: list[str]) -> TestResult:
     return replace(
         result, rerun_outcomes=tuple(outcomes), outcome="flaky" if passed else result.outcome
     )
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None

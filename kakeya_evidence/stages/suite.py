@@ -1,67 +1,59 @@
-"""Run pytest in a subprocess under a wall-clock watchdog and collect its results.
+"""The suite stage: pytest in a subprocess, as plain ``python -m pytest PATH`` would run.
 
-The subprocess writes JUnit XML and the plugin's JSONL record. A crash (signal,
-``os._exit``) is recognised by a record that never reached the end of the
-session; the last started test is named. A hang past the stage timeout gets a
-stack dump (SIGUSR1 to the plugin's faulthandler) before the process group is
-killed. Failed tests can be re-run in a fresh subprocess; one that passes on a
-re-run is flaky.
+pytest starts in the directory the user launched from (``cwd``) with the test path as
+given, so it picks the rootdir and loads every conftest.py it would on its own; the stage
+records that directory, the rootdir, the command and the commit of the repository that
+holds the tests. Counts and rows come from the plugin's record only; junit.xml is an
+output (pytest's own, or written from the record after a crash or a timeout). Failed
+tests can be re-run in a fresh subprocess; one that passes on a re-run is flaky.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kakeya_evidence.errors import StageError
-from kakeya_evidence.stages import pytest_plugin
-from kakeya_evidence.stages.files import write_stage
-from kakeya_evidence.stages.redact import redact_files, secret_values
+from kakeya_evidence.stages.files import read_stage, write_stage
+from kakeya_evidence.stages.junit import write_junit
+from kakeya_evidence.stages.pytest_plugin import SHARD_ENV
+from kakeya_evidence.stages.pytest_run import MODEL_LOAD_FILE, PytestJob, PytestRun, run_pytest
 from kakeya_evidence.stages.results import (
     FAILING,
     TestResult,
     count_outcomes,
     mark_rerun,
-    merge_results,
-    nodeid_tail,
-    parse_junit,
-    parse_record,
 )
 
 __all__ = [
-    "PytestRun",
+    "STAGE",
     "SuiteConfig",
     "SuiteOutcome",
+    "resolve_launch",
     "run_inline",
-    "run_pytest",
     "run_suite",
     "run_suite_stage",
 ]
 
-# The suite's model fixture writes how long its load took here (tests/runtime_fixtures.py):
-# the cache facts report that load instead of timing a second one.
-MODEL_LOAD_ENV = "KAKEYA_MODEL_LOAD_FILE"
-MODEL_LOAD_FILE = "model_load.json"
 STAGE = "integration_suite"
-_STACK_WAIT_S = 3.0
-_LOG_TAIL = 4000
+_GIT_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
 class SuiteConfig:
     """What the suite stage runs and where it writes.
 
+    Relative paths (``tests``, ``cwd``) are taken from the current directory, as a shell
+    would: from a notebook that is the notebook's folder.
+
     Attributes:
-        tests: Test path (file or directory) handed to pytest.
+        tests: Test path (file or directory, optionally ``::`` node id) handed to pytest.
         output_dir: Where junit.xml, the record and the stage file go.
         model: Model id, passed to the tests as KAKEYA_MODEL.
         device: Device, passed as KAKEYA_DEVICE.
@@ -71,6 +63,8 @@ class SuiteConfig:
         stage_timeout_s: Wall-clock limit for the whole stage, reruns included.
         rerun_failures: How many times to re-run failed tests.
         cwd: Working directory for pytest ("" for the current one).
+        workers: pytest-xdist workers (0 runs the suite in one process).
+        shard: "K/N" runs the K-th of N deterministic slices ("" runs everything).
     """
 
     tests: str = "tests/integration"
@@ -83,6 +77,8 @@ class SuiteConfig:
     stage_timeout_s: float = 3600.0
     rerun_failures: int = 0
     cwd: str = ""
+    workers: int = 0
+    shard: str = ""
 
     @classmethod
     def from_parameters(cls, values: dict[str, Any]) -> SuiteConfig:
@@ -97,23 +93,8 @@ class SuiteConfig:
 
 
 @dataclass(frozen=True)
-class PytestRun:
-    """One pytest subprocess: its exit, its results and why it ended."""
-
-    returncode: int | None
-    results: list[TestResult]
-    collected: list[str]
-    status: str
-    reason: str
-    wall_s: float
-    log_tail: str = ""
-    stacks: str = ""
-    rootdir: str = ""
-
-
-@dataclass(frozen=True)
 class SuiteOutcome:
-    """The suite stage's result."""
+    """The suite stage's result (the stage file is its to_dict())."""
 
     status: str
     reason: str
@@ -123,6 +104,13 @@ class SuiteOutcome:
     duration_s: float
     runs: list[dict[str, Any]] = field(default_factory=list)
     model_load: dict[str, Any] | None = None  # what the suite's model fixture recorded
+    cwd: str = ""
+    rootdir: str = ""
+    command: list[str] = field(default_factory=list)
+    tests_commit: str | None = None
+    leftover_processes: list[dict[str, Any]] = field(default_factory=list)
+    workers: int = 0
+    shard: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,9 +120,29 @@ class SuiteOutcome:
             "counts": self.counts,
             "pytest_wall_s": round(self.pytest_wall_s, 3),
             "tests": [r.to_dict() for r in self.results],
+            "cwd": self.cwd,
+            "rootdir": self.rootdir,
+            "command": self.command,
+            "tests_commit": self.tests_commit,
+            "leftover_processes": self.leftover_processes,
+            "workers": self.workers,
+            "shard": self.shard,
             "runs": self.runs,
             "model_load": self.model_load,
         }
+
+
+def resolve_launch(config: SuiteConfig) -> tuple[Path, str]:
+    """The directory pytest starts in and the test target as pytest is given it.
+
+    The target is relative to that directory when the tests lie under it (so the
+    recorded command is the one a person would type there), else absolute.
+    """
+    cwd = Path(os.path.abspath(config.cwd or "."))
+    path, sep, rest = config.tests.partition("::")
+    full = Path(os.path.abspath(path))
+    target = os.path.relpath(full, cwd) if full.is_relative_to(cwd) else str(full)
+    return cwd, target + sep + rest
 
 
 def run_suite(config: SuiteConfig) -> SuiteOutcome:
@@ -149,15 +157,16 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
     started = time.monotonic()
     out = Path(config.output_dir)
     work = out / "pytest"
-    work.mkdir(parents=True, exist_ok=True)
+    cwd, target = resolve_launch(config)
     deadline = started + config.stage_timeout_s
-    first = run_pytest(config, [config.tests], work / "run0", deadline)
-    _copy_junit(work / "run0" / "junit.xml", out / "junit.xml")
+    first = run_pytest(_job(config, cwd, (target,), deadline, first=True), work / "run0")
+    _write_junit(first, work / "run0" / "junit.xml", out / "junit.xml")
     results, runs, wall = first.results, [_run_summary(first)], first.wall_s
+    leftovers = list(first.leftovers)
     if first.status == "ok":
-        root = first.rootdir
-        results, more, more_wall = _rerun_failures(config, results, work, deadline, root)
-        runs, wall = runs + more, wall + more_wall
+        reruns = _rerun_failures(config, first, work, deadline)
+        results, runs, wall = reruns[0], runs + reruns[1], wall + reruns[2]
+        leftovers += reruns[3]
     outcome = SuiteOutcome(
         status=first.status,
         reason=first.reason,
@@ -167,6 +176,13 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
         duration_s=time.monotonic() - started,
         runs=runs,
         model_load=_read_model_load(work / "run0" / MODEL_LOAD_FILE),
+        cwd=str(cwd),
+        rootdir=first.rootdir,
+        command=first.command,
+        tests_commit=_tests_commit(config),
+        leftover_processes=[p.to_dict() for p in leftovers],
+        workers=config.workers,
+        shard=config.shard or None,
     )
     write_stage(out, STAGE, outcome.to_dict())
     return outcome
@@ -192,8 +208,9 @@ def run_inline(nodeid: str, config: SuiteConfig) -> int:
     CI never uses this: a crashing test would take the kernel down with it.
 
     Args:
-        nodeid: The test's node id, relative to config.cwd.
-        config: Supplies the model, device, dtype, timeout and working directory.
+        nodeid: The test's node id, relative to the rootdir of the last suite run
+            (config.cwd when there was none).
+        config: Supplies the model, device, dtype, timeout, directories.
 
     Returns:
         pytest's exit code.
@@ -203,83 +220,86 @@ def run_inline(nodeid: str, config: SuiteConfig) -> int:
     os.environ.update(
         KAKEYA_MODEL=config.model, KAKEYA_DEVICE=config.device, KAKEYA_DTYPE=config.dtype
     )
+    stage = read_stage(config.output_dir, STAGE) or {}
+    root = stage.get("rootdir") or config.cwd or "."
     path, _, rest = nodeid.partition("::")
-    target = str(Path(config.cwd or ".", path).resolve()) + (f"::{rest}" if rest else "")
+    target = str(Path(root, path).resolve()) + (f"::{rest}" if rest else "")
     return int(ipytest.run(target, f"--timeout={config.test_timeout_s:g}", defopts=False))
 
 
+def _job(
+    config: SuiteConfig,
+    cwd: Path,
+    targets: tuple[str, ...],
+    deadline: float,
+    *,
+    first: bool,
+    rootdir: str = "",
+) -> PytestJob:
+    """The first run takes the configured workers and shard; re-runs run serially."""
+    args = [f"--timeout={config.test_timeout_s:g}", "-q"]
+    env = {"KAKEYA_MODEL": config.model, "KAKEYA_DEVICE": config.device}
+    env.update(KAKEYA_DTYPE=config.dtype, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
+    if first and config.workers > 0:
+        args += ["-n", str(config.workers)]
+    if first and config.shard:
+        env[SHARD_ENV] = config.shard
+    if rootdir:
+        args.append(f"--rootdir={rootdir}")  # re-runs keep the first run's node ids
+    return PytestJob(cwd, targets, (*args, *config.pytest_args), env, deadline)
+
+
 def _rerun_failures(
-    config: SuiteConfig, results: list[TestResult], work: Path, deadline: float, rootdir: str
-) -> tuple[list[TestResult], list[dict[str, Any]], float]:
+    config: SuiteConfig, first: PytestRun, work: Path, deadline: float
+) -> tuple[list[TestResult], list[dict[str, Any]], float, list[Any]]:
+    results = first.results
     reruns: dict[str, list[str]] = {r.nodeid: [] for r in results if r.outcome in FAILING}
     runs: list[dict[str, Any]] = []
+    leftovers: list[Any] = []
     wall = 0.0
+    cwd = Path(first.cwd)
     for attempt in range(1, config.rerun_failures + 1):
         pending = [n for n, outs in reruns.items() if "passed" not in outs]
         if not pending or time.monotonic() >= deadline:
             break
-        targets = [str(Path(rootdir, n)) if rootdir else n for n in pending]
-        run = run_pytest(config, targets, work / f"rerun{attempt}", deadline)
+        targets = tuple(f"{first.rootdir}/{n}" if first.rootdir else n for n in pending)
+        job = _job(config, cwd, targets, deadline, first=False, rootdir=first.rootdir)
+        run = run_pytest(job, work / f"rerun{attempt}")
         runs.append(_run_summary(run))
         wall += run.wall_s
-        by_tail = {nodeid_tail(r.nodeid): r.outcome for r in run.results}
+        leftovers += run.leftovers
+        by_id = {r.nodeid: r.outcome for r in run.results}
         for nodeid in pending:
-            reruns[nodeid].append(by_tail.get(nodeid_tail(nodeid), "error"))
+            reruns[nodeid].append(by_id.get(nodeid, "error"))
     merged = [mark_rerun(r, reruns[r.nodeid]) if reruns.get(r.nodeid) else r for r in results]
-    return merged, runs, wall
+    return merged, runs, wall, leftovers
 
 
-def run_pytest(config: SuiteConfig, targets: list[str], work: Path, deadline: float) -> PytestRun:
-    """Run one pytest subprocess on targets and read back what it recorded.
-
-    Args:
-        config: The suite configuration (env, timeouts, extra args).
-        targets: Paths or node ids.
-        work: A directory for this run's record, JUnit and log.
-        deadline: time.monotonic() value after which the process is killed.
-
-    Returns:
-        The run, with status ok, failed, crashed or timeout.
-    """
-    work.mkdir(parents=True, exist_ok=True)
-    record, junit, log, stacks = (work / n for n in ("record.jsonl", "junit.xml", "log", "stacks"))
-    for path in (record, junit, stacks):
-        path.unlink(missing_ok=True)
-    started = time.monotonic()
-    with log.open("wb") as log_file:
-        try:
-            proc = subprocess.Popen(
-                _command(config, targets, junit),
-                cwd=config.cwd or None,
-                env=_environment(config, record, stacks),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return PytestRun(None, [], [], "failed", f"could not start pytest: {exc}", 0.0)
-        returncode, timed_out = _wait(proc, deadline, stacks)
-    wall = time.monotonic() - started
-    redact_files((record, junit, log, stacks), secret_values())
-    return _read_run(returncode, timed_out, wall, record, junit, log, stacks)
+def _write_junit(run: PytestRun, pytest_junit: Path, target: Path) -> None:
+    """pytest's own junit.xml when it finished writing it, else one from the record."""
+    if run.pytest_junit:
+        os.replace(pytest_junit, target)
+    elif run.results:
+        write_junit(run.results, target)
+    else:
+        target.unlink(missing_ok=True)
 
 
-def _command(config: SuiteConfig, targets: list[str], junit: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "pytest",
-        *targets,
-        "-p",
-        pytest_plugin.__name__,
-        "-p",
-        "no:cacheprovider",
-        f"--junitxml={junit}",
-        f"--rootdir={_rootdir(config)}",
-        f"--timeout={config.test_timeout_s:g}",
-        "-q",
-        *config.pytest_args,
-    ]
+def _tests_commit(config: SuiteConfig) -> str | None:
+    """HEAD of the git repository holding the tests, or None outside one."""
+    path = Path(os.path.abspath(config.tests.partition("::")[0]))
+    folder = path if path.is_dir() else path.parent
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
 def _read_model_load(path: Path) -> dict[str, Any] | None:
@@ -290,152 +310,6 @@ def _read_model_load(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _rootdir(config: SuiteConfig) -> Path:
-    """Node ids are relative to this: the working directory when the tests live under it
-    (so a repro command runs from there), else the tests' own directory. Left to pytest,
-    the root of a suite outside the checkout depends on where the checkout happens to be."""
-    cwd = Path(config.cwd or ".").resolve()
-    tests = (cwd / config.tests.split("::", 1)[0]).resolve()
-    if tests.is_relative_to(cwd):
-        return cwd
-    return tests if tests.is_dir() else tests.parent
-
-
-def _environment(config: SuiteConfig, record: Path, stacks: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    env.update(
-        KAKEYA_MODEL=config.model,
-        KAKEYA_DEVICE=config.device,
-        KAKEYA_DTYPE=config.dtype,
-        HF_HUB_OFFLINE=env.get("HF_HUB_OFFLINE", "1"),
-        PYTHONFAULTHANDLER="1",
-    )
-    env[pytest_plugin.RECORD_ENV] = str(record.resolve())
-    env[MODEL_LOAD_ENV] = str((record.parent / MODEL_LOAD_FILE).resolve())
-    env[pytest_plugin.STACKS_ENV] = str(stacks.resolve())
-    return env
-
-
-def _wait(proc: subprocess.Popen[bytes], deadline: float, stacks: Path) -> tuple[int | None, bool]:
-    try:
-        return proc.wait(timeout=max(0.0, deadline - time.monotonic())), False
-    except subprocess.TimeoutExpired:
-        pass
-    if hasattr(signal, "SIGUSR1"):
-        _signal_group(proc, signal.SIGUSR1)
-        _wait_for_file(stacks, _STACK_WAIT_S)
-    _signal_group(proc, signal.SIGKILL)
-    return proc.wait(), True
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
-
-
-def _wait_for_file(path: Path, timeout_s: float) -> None:
-    # faulthandler writes the dump from a signal handler; poll briefly until it lands.
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if path.is_file() and path.stat().st_size > 0:
-            time.sleep(0.2)  # let the remaining threads' frames be written
-            return
-        time.sleep(0.05)
-
-
-def _read_run(
-    returncode: int | None,
-    timed_out: bool,
-    wall: float,
-    record: Path,
-    junit: Path,
-    log: Path,
-    stacks: Path,
-) -> PytestRun:
-    parsed = parse_record(record)
-    results = merge_results(parsed.results, parse_junit(junit))
-    tail = _tail(log)
-    stack_text = stacks.read_text(errors="replace") if stacks.is_file() else ""
-    status, reason = _classify(
-        returncode, timed_out, parsed.finished, parsed.running, results, tail
-    )
-    if parsed.running and status in ("crashed", "timeout"):
-        results.append(_running_result(parsed.running, status, reason, tail, stack_text, wall))
-    if status == "ok" and not results:
-        status, reason = "failed", "no tests were collected"
-    return PytestRun(
-        returncode,
-        results,
-        parsed.collected,
-        status,
-        reason,
-        wall,
-        tail,
-        stack_text,
-        parsed.rootdir,
-    )
-
-
-def _classify(
-    returncode: int | None,
-    timed_out: bool,
-    finished: bool,
-    running: str | None,
-    results: list[TestResult],
-    tail: str,
-) -> tuple[str, str]:
-    where = f" while running {running}" if running else ""
-    if timed_out:
-        return "timeout", f"pytest exceeded the stage timeout{where}; process killed"
-    if returncode is not None and returncode < 0:
-        name = _signal_name(-returncode)
-        return "crashed", f"pytest process killed by {name}{where}"
-    if returncode in (3, 4) and not running:
-        return "failed", f"pytest could not run (exit code {returncode}): {_last_line(tail)}"
-    if not finished and (running or returncode not in (0, 1, 2, 5)):
-        return "crashed", f"pytest process exited with code {returncode}{where} before finishing"
-    if returncode == 5 or (returncode == 2 and not results):
-        return "failed", f"no tests were collected (pytest exit code {returncode})"
-    return "ok", ""
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "(no output)"
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _running_result(
-    nodeid: str, status: str, reason: str, tail: str, stacks: str, wall: float
-) -> TestResult:
-    trace = "\n".join(
-        part
-        for part in (reason, "--- thread stacks ---\n" + stacks if stacks else "", tail)
-        if part
-    )
-    return TestResult(nodeid, "error", 0.0, f"{status}: {reason}", trace)
-
-
-def _tail(log: Path) -> str:
-    if not log.is_file():
-        return ""
-    data = log.read_bytes()[-_LOG_TAIL:]
-    return data.decode("utf-8", errors="replace")
-
-
-def _copy_junit(source: Path, target: Path) -> None:
-    if source.is_file():
-        target.write_bytes(source.read_bytes())
-
-
 def _run_summary(run: PytestRun) -> dict[str, Any]:
     return {
         "returncode": run.returncode,
@@ -444,5 +318,6 @@ def _run_summary(run: PytestRun) -> dict[str, Any]:
         "wall_s": round(run.wall_s, 3),
         "collected": len(run.collected),
         "log_tail": run.log_tail,
+        "log_bytes": run.log_bytes,
         "stacks": run.stacks,
     }

@@ -58,3 +58,19 @@ def test_a_failing_cell_is_recorded_and_the_notebook_kept(kernel, tmp_path):
     assert run.status == "failed"
     assert "ValueError" in run.reason and "on purpose" in run.reason
     assert (tmp_path / "out.ipynb").is_file()
+
+
+def test_the_kernel_runs_encrypted_and_prints_nothing_to_the_terminal(kernel, tmp_path, capfd):
+    """No "running over TCP without encryption" warning; what the kernel process writes
+    to its own stderr (below the notebook's capture) lands in NAME.kernel.log."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("import os; os.write(2, b'kernel-side noise')")]
+    nbformat.write(notebook, tmp_path / "tiny.ipynb")
+    run = execute_notebook(
+        tmp_path / "tiny.ipynb", tmp_path / "out.ipynb", {}, kernel_name=kernel, timeout_s=60
+    )
+    assert run.status == "ok"
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    log = (tmp_path / "out.kernel.log").read_text()
+    assert "kernel-side noise" in log and "without encryption" not in log

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -21,28 +23,39 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def test_notebooks_are_thin_and_committed_without_outputs(name):
     notebook = nbformat.read(DEFAULT_NOTEBOOKS_DIR / name, as_version=4)
     code = [c for c in notebook.cells if c.cell_type == "code"]
-    assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1
+    parameters = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(parameters) == 1
     assert all(not c.outputs and c.execution_count is None for c in code)
     assert not any("def " in c.source for c in code)
-    assert all(len(c.source.splitlines()) <= 12 for c in code)
+    assert all(len(c.source.splitlines()) <= 12 for c in code if c not in parameters)
+    assignment = re.compile(r"[a-z_]+ = [^=].*")  # the parameters cell only names values
+    assert all(assignment.fullmatch(line) for line in parameters[0].source.splitlines())
 
 
-def test_the_four_notebooks_execute_with_defaults(tmp_path):
+def test_the_four_notebooks_run_from_their_folder_with_no_parameters(tmp_path):
+    """As an engineer runs them in Jupyter (or papermill) from notebooks/: every relative
+    default resolves inside the checkout. The checkout here is a copy whose
+    tests/integration is a small passing suite, so the run stays short."""
     kernel = ensure_kernel()
-    out = str(tmp_path / "ev")
-    extra = {"02_integration_suite.ipynb": {"tests": str(FIXTURES / "passing")}}
+    checkout = tmp_path / "checkout"
+    notebooks = checkout / "notebooks"
+    shutil.copytree(DEFAULT_NOTEBOOKS_DIR, notebooks)
+    shutil.copytree(FIXTURES / "passing", checkout / "tests" / "integration")
     for name in NOTEBOOKS.values():
         papermill.execute_notebook(
-            str(DEFAULT_NOTEBOOKS_DIR / name),
+            str(notebooks / name),
             str(tmp_path / name),
-            parameters={"output_dir": out, **extra.get(name, {})},
             kernel_name=kernel,
-            cwd=str(DEFAULT_NOTEBOOKS_DIR),
+            cwd=str(notebooks),
             progress_bar=False,
         )
-    evidence = json.loads((tmp_path / "ev" / "evidence.json").read_text())
+    evidence = json.loads((checkout / "evidence" / "evidence.json").read_text())
     assert [s["status"] for s in evidence["stages"]] == ["ok"] * 4
-    assert evidence["verdict"] == "passed"
+    assert evidence["verdict"] == "passed" and evidence["counts"]["passed"] == 2
+    suite = json.loads((checkout / "evidence" / "stages" / "integration_suite.json").read_text())
+    assert suite["cwd"] == str(checkout)
+    assert suite["command"][3] == "tests/integration"
+    assert all(t["nodeid"].startswith("tests/integration/") for t in suite["tests"])
     report = nbformat.read(tmp_path / "03_results_report.ipynb", as_version=4)
     outputs = [o for c in report.cells if c.cell_type == "code" for o in c.outputs]
     assert any("image/png" in o.get("data", {}) for o in outputs)

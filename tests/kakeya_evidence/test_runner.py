@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kakeya_evidence.cli import main
-from kakeya_evidence.runner import DEFAULT_NOTEBOOKS_DIR, RunConfig, run_pipeline
+from kakeya_evidence.runner import DEFAULT_NOTEBOOKS_DIR, NOTEBOOKS, RunConfig, run_pipeline
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -153,6 +153,14 @@ def test_the_tiny_model_passes_end_to_end(fixture_suite, tmp_path, capsys):
     code = main([*argv, "--tests", tests])
     evidence = json.loads((out / "evidence.json").read_text())
     assert code == 0, evidence["stages"]
+    err = capsys.readouterr().err.splitlines()
+    expected = []
+    for index, name in enumerate(NOTEBOOKS, 1):
+        expected += [f"[{index}/4] {name} ...", f"[{index}/4] {name} ok"]
+    stage_lines = [re.sub(r" in [\d.]+ s$", "", x) for x in err if x.startswith("[")]
+    assert stage_lines == expected
+    suite_line = err.index("[3/4] integration_suite ...") + 1
+    assert re.fullmatch(r"suite: 2/2 tests done, 0 failed, \d+ s", err[suite_line]), err
     assert evidence["verdict"] == "passed"
     assert evidence["counts"]["passed"] == 2
     assert evidence["cache"]["size_bytes"] > 0
@@ -168,3 +176,27 @@ def test_invalid_parameters_exit_2_with_a_report_naming_the_field(tmp_path):
     assert run_pipeline(RunConfig(device="tpu", output=str(out), tests=str(tmp_path))) == 2
     _assert_artifacts(out)
     assert "device must be one of auto, cpu, cuda, mps" in _stages(out)["host_check"]["reason"]
+
+
+def test_workers_and_a_shard_reach_the_suite_and_quiet_prints_nothing(
+    fixture_suite, tmp_path, capsys
+):
+    out = tmp_path / "ev"
+    tests = str(fixture_suite("counts"))
+    argv = ["run", "--output", str(out), "--tests", tests, "--workers", "2", "--shard", "1/2"]
+    assert main([*argv, "--quiet"]) == 1
+    assert capsys.readouterr().err == ""
+    suite = json.loads((out / "stages" / "integration_suite.json").read_text())
+    assert (suite["workers"], suite["shard"]) == (2, "1/2")
+    assert {t["worker"] for t in suite["tests"] if "::" in t["nodeid"]} <= {"gw0", "gw1"}
+    assert 0 < len([t for t in suite["tests"] if "::" in t["nodeid"]]) < 11
+
+
+@pytest.mark.parametrize(
+    ("flags", "field"),
+    [(["--shard", "3/2"], "shard"), (["--shard", "x"], "shard"), (["--workers", "-1"], "workers")],
+)
+def test_bad_workers_or_shard_exit_2_naming_the_field(tmp_path, flags, field):
+    out = tmp_path / "ev"
+    assert main(["run", "--output", str(out), "--tests", str(tmp_path), *flags, "--quiet"]) == 2
+    assert field in _stages(out)["host_check"]["reason"]

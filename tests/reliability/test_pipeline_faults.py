@@ -73,7 +73,7 @@ def test_a_hanging_test_through_the_cli_is_a_named_failure_and_keeps_everything(
     for notebook in NOTEBOOKS.values():
         assert (out / notebook).is_file(), notebook
     assert (out / "junit.xml").is_file()
-    assert list((out / "pytest").glob("run0/log"))
+    assert list((out / "pytest").glob("run0/log.txt.gz"))
 
 
 @pytest.fixture(scope="module")

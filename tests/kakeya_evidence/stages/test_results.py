@@ -1,90 +1,178 @@
+"""The plugin record folded into rows and counted as pytest counts."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from kakeya_evidence.stages.record import parse_record
 from kakeya_evidence.stages.results import (
     TestResult,
     count_outcomes,
+    fold_record,
     mark_rerun,
-    merge_results,
     module_of,
-    parse_junit,
-    parse_record,
+    not_run,
+    result_from_dict,
 )
 
-JUNIT = Path(__file__).parent / "fixtures" / "junit"
+
+def _report(nodeid: str, when: str, category: str, **extra) -> dict:
+    return {"event": "report", "nodeid": nodeid, "when": when, "category": category, **extra}
 
 
-def test_parse_junit_reads_every_outcome():
-    results = {r.nodeid: r for r in parse_junit(JUNIT / "good.xml")}
-    assert results["tests/test_a.py::test_ok"].outcome == "passed"
-    assert results["tests/test_a.py::TestGroup::test_bad"].outcome == "failed"
-    assert results["tests/test_a.py::TestGroup::test_bad"].message == "assert 1 == 2"
-    assert results["tests/test_a.py::test_err"].outcome == "error"
-    assert results["tests/test_b.py::test_skip"].outcome == "skipped"
-    assert results["tests/test_b.py::test_xf"].outcome == "xfailed"
-
-
-def test_parse_junit_salvages_complete_cases_from_truncated_file():
-    results = parse_junit(JUNIT / "truncated.xml")
-    assert [r.nodeid for r in results] == ["tests/test_a.py::test_ok"]
-
-
-def test_parse_junit_survives_malformed_empty_and_missing_files(tmp_path: Path):
-    assert [r.nodeid for r in parse_junit(JUNIT / "malformed.xml")] == ["tests/test_a.py::test_ok"]
-    assert parse_junit(JUNIT / "empty.xml") == []
-    assert parse_junit(tmp_path / "absent.xml") == []
-    garbage = tmp_path / "garbage.xml"
-    garbage.write_bytes(b"\x00\xff not xml at all")
-    assert parse_junit(garbage) == []
+def _write(path: Path, events: list[dict], tail: str = "") -> Path:
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n" + tail)
+    return path
 
 
 def test_parse_record_names_the_running_test_and_skips_a_torn_line(tmp_path: Path):
-    lines = [
-        {"event": "session_started", "rootdir": "/r"},
-        {"event": "collected", "nodeids": ["t.py::a", "t.py::b"]},
-        {"event": "started", "nodeid": "t.py::a"},
-        {"event": "result", "nodeid": "t.py::a", "outcome": "passed", "duration_s": 0.5},
-        {"event": "started", "nodeid": "t.py::b"},
-    ]
-    record = tmp_path / "record.jsonl"
-    record.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"event": "resu')
+    record = _write(
+        tmp_path / "record.jsonl",
+        [
+            {"event": "session_started", "rootdir": "/r", "cwd": "/c", "t": 100.0},
+            {"event": "collected", "nodeids": ["t.py::a", "t.py::b"]},
+            {"event": "started", "nodeid": "t.py::a"},
+            _report("t.py::a", "call", "passed", duration_s=0.5, start=100.5, stop=101.0),
+            {"event": "finished", "nodeid": "t.py::a"},
+            {"event": "started", "nodeid": "t.py::b"},
+        ],
+        tail='{"event": "resu',
+    )
     parsed = parse_record(record)
-    assert parsed.running == "t.py::b"
+    assert parsed.running == ["t.py::b"]
     assert parsed.finished is False
-    assert parsed.rootdir == "/r"
+    assert (parsed.rootdir, parsed.cwd, parsed.started_t) == ("/r", "/c", 100.0)
     assert parsed.collected == ["t.py::a", "t.py::b"]
-    assert [(r.nodeid, r.outcome, r.duration_s) for r in parsed.results] == [
-        ("t.py::a", "passed", 0.5)
+    rows = fold_record(parsed)
+    assert [(r.nodeid, r.outcome, r.duration_s) for r in rows] == [("t.py::a", "passed", 0.5)]
+    assert (rows[0].start_s, rows[0].stop_s) == (0.5, 1.0)  # on the suite's clock
+
+
+def test_a_record_that_is_garbage_or_missing_is_empty(tmp_path: Path):
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(b"\x00\xff not json\n[1, 2]\n")
+    assert parse_record(garbage).phases == []
+    assert parse_record(tmp_path / "absent.jsonl").collected == []
+
+
+def test_every_string_from_the_record_is_made_safe(tmp_path: Path):
+    hostile = "\x1b[31mred\x1b[0m \udcff bell\x07"
+    record = _write(
+        tmp_path / "record.jsonl",
+        [
+            _report(
+                "t.py::x",
+                "call",
+                "failed",
+                message=hostile,
+                longrepr=hostile,
+                stdout=hostile,
+                stderr=hostile,
+            )
+        ],
+    )
+    row = fold_record(parse_record(record))[0]
+    for text in (row.message, row.traceback, row.stdout, row.stderr):
+        assert text == "red \ufffd bell\\x07"
+
+
+def test_a_failure_then_a_teardown_error_keeps_both_phases_and_counts_both(tmp_path: Path):
+    nodeid = "t.py::test_x"
+    record = _write(
+        tmp_path / "record.jsonl",
+        [
+            _report(nodeid, "setup", "", stdout="setup out\n"),
+            _report(
+                nodeid,
+                "call",
+                "failed",
+                message="AssertionError: the call's own assertion",
+                exception="AssertionError",
+                longrepr="call traceback",
+                stdout="call out\n",
+                line=7,
+            ),
+            _report(
+                nodeid,
+                "teardown",
+                "error",
+                message="RuntimeError: teardown exploded",
+                longrepr="teardown traceback",
+            ),
+        ],
+    )
+    row = fold_record(parse_record(record))[0]
+    assert row.outcome == "error"  # the worst phase
+    assert row.message == "AssertionError: the call's own assertion"  # the first failure
+    assert (row.exception, row.line) == ("AssertionError", 7)
+    assert "call traceback" in row.traceback and "teardown traceback" in row.traceback
+    assert row.stdout == "setup out\ncall out\n"
+    assert [p["when"] for p in row.phases] == ["call", "teardown"]
+    counts = count_outcomes([row])
+    assert (counts["failed"], counts["error"]) == (1, 1)
+
+
+def test_counts_follow_pytests_categories_and_have_every_key(tmp_path: Path):
+    events = [
+        _report("m.py", "collect", "skipped", message="module skipped"),
+        _report("bad.py", "collect", "error", message="bad.py:3: SyntaxError: x"),
+        _report("t.py::p", "call", "passed"),
+        _report("t.py::s", "setup", "skipped"),
+        _report("t.py::xf", "call", "xfailed"),
+        _report("t.py::xp", "call", "xpassed"),
+        _report("t.py::strict", "call", "failed", message="[XPASS(strict)] must fail"),
+        _report("t.py::e", "setup", "error"),
+        _report("t.py::sub", "call", "subtests passed"),
+        _report("t.py::uncounted", "call", "failed", counted=False),
     ]
-
-
-def test_merge_prefers_record_and_fills_gaps_from_junit():
-    record = [TestResult("tests/test_a.py::test_ok", "passed", stdout="captured")]
-    junit = [
-        TestResult("tests/test_a.py::test_ok", "failed"),
-        TestResult("tests/test_b.py::test_new", "error"),
-    ]
-    merged = {r.nodeid: r for r in merge_results(record, junit)}
-    assert merged["tests/test_a.py::test_ok"].stdout == "captured"
-    assert merged["tests/test_b.py::test_new"].outcome == "error"
-
-
-def test_counts_have_every_key_and_rerun_pass_is_flaky():
-    flaky = mark_rerun(TestResult("t.py::x", "failed"), ["failed", "passed"])
-    still = mark_rerun(TestResult("t.py::y", "failed"), ["failed"])
-    counts = count_outcomes([flaky, still, TestResult("t.py::z", "passed")])
+    rows = fold_record(parse_record(_write(tmp_path / "r.jsonl", events)))
+    rows += not_run(["t.py::never"], "pytest crashed")
+    counts = count_outcomes(rows)
     assert counts == {
         "passed": 1,
         "failed": 1,
-        "error": 0,
-        "skipped": 0,
-        "xfailed": 0,
-        "xpassed": 0,
-        "flaky": 1,
+        "error": 2,
+        "skipped": 2,
+        "xfailed": 1,
+        "xpassed": 1,
+        "flaky": 0,
+        "not_run": 1,
     }
-    assert flaky.rerun_outcomes == ("failed", "passed")
+    by_id = {r.nodeid: r for r in rows}
+    assert by_id["m.py"].outcome == "skipped" and by_id["m.py"].message == "module skipped"
+    assert by_id["t.py::never"].message == "not run: pytest crashed"
+    assert by_id["t.py::sub"].outcome == "passed"
+
+
+def test_a_rerun_pass_is_flaky_and_counts_instead_of_its_failure():
+    failing = TestResult("t.py::x", "failed", phases=({"when": "call", "category": "failed"},))
+    flaky = mark_rerun(failing, ["failed", "passed"])
+    still = mark_rerun(failing, ["failed"])
+    assert flaky.outcome == "flaky" and flaky.rerun_outcomes == ("failed", "passed")
+    counts = count_outcomes([flaky, still])
+    assert (counts["flaky"], counts["failed"]) == (1, 1)
+
+
+def test_rows_round_trip_through_dicts_and_old_rows_still_read():
+    row = TestResult(
+        "tests/x/test_a.py::test_b",
+        "failed",
+        1.5,
+        "AssertionError: no",
+        exception="AssertionError",
+        path="tests/x/test_a.py",
+        line=3,
+        phases=({"when": "call", "category": "failed", "message": "AssertionError: no"},),
+        start_s=0.25,
+        stop_s=1.75,
+        worker="gw1",
+    )
+    data = json.loads(json.dumps(row.to_dict()))
+    assert data["module"] == "tests/x/test_a.py"
+    assert result_from_dict(data) == row
+    old = result_from_dict({"nodeid": "t.py::a", "outcome": "passed", "duration_s": 1})
+    assert (old.path, old.line, old.phases, old.worker) == ("", None, (), "")
 
 
 def test_module_is_the_file_part_of_the_node_id():
