@@ -20,6 +20,7 @@ from typing import Any
 from kakeya_evidence.errors import EvidenceError, OutputDirError, ParameterError
 from kakeya_evidence.kernel import NotebookRun, ensure_kernel, execute_notebook
 from kakeya_evidence.report import RUNNER_STAGE, ReportConfig, write_report
+from kakeya_evidence.report.appendix import NotebookPrerender
 from kakeya_evidence.report.gates import GateConfig
 from kakeya_evidence.stages import STAGES, read_stage, write_stage
 
@@ -155,11 +156,17 @@ def run_pipeline(config: RunConfig) -> int:
         return _abort(out, state, exc)
     _clear_stage_files(out)
     _save_state(out, state)
+    appendix = NotebookPrerender()  # renders each executed notebook while the next stage runs
     for name in STAGES[:3]:
         state["stages"][name] = _run_stage(name, config, out, kernel, state)
         _save_state(out, state)
+        appendix.submit(out / NOTEBOOKS[name])
     state["stages"]["results_report"] = _run_report_notebook(config, out, kernel, state)
-    return _finish(out, state, config)
+    appendix.submit(out / NOTEBOOKS["results_report"])
+    try:
+        return _finish(out, state, config, appendix)
+    finally:
+        appendix.close()
 
 
 def _run_stage(
@@ -245,7 +252,9 @@ def _stage_status(name: str, out: Path, run: NotebookRun) -> dict[str, Any]:
     return {"status": status, "duration_s": round(run.duration_s, 3), "reason": reason}
 
 
-def _finish(out: Path, state: dict[str, Any], config: RunConfig) -> int:
+def _finish(
+    out: Path, state: dict[str, Any], config: RunConfig, appendix: NotebookPrerender
+) -> int:
     """Write the report; return the exit code evidence.json holds (2 when there is none)."""
     total = time.time() - state["started_at"]
     try:
@@ -255,6 +264,7 @@ def _finish(out: Path, state: dict[str, Any], config: RunConfig) -> int:
             parameters=state["parameters"],
             stage_overrides=state["stages"],
             total_wall_s=total,
+            prerender=appendix,
         )
     except Exception as exc:  # the report writer failing must not make the exit code lie
         print(f"kakeya-evidence: error: report not written: {exc!r}", file=sys.stderr)
@@ -284,9 +294,11 @@ def _save_state(out: Path, state: dict[str, Any]) -> None:
 
 
 def _clear_stage_files(out: Path) -> None:
-    # Stage files from an earlier run in the same DIR must not leak into this run's report.
+    # Stage files (and executed notebooks, shown in the report's appendix) from an earlier
+    # run in the same DIR must not leak into this run's report.
     for name in STAGES:
         (out / "stages" / f"{name}.json").unlink(missing_ok=True)
+        (out / NOTEBOOKS[name]).unlink(missing_ok=True)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

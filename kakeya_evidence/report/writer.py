@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from kakeya_evidence.errors import ParameterError
 from kakeya_evidence.report import plots
-from kakeya_evidence.report.appendix import NotebookHtml, render_notebooks
+from kakeya_evidence.report.appendix import NotebookHtml, NotebookPrerender, render_notebooks
 from kakeya_evidence.report.baseline import compare
 from kakeya_evidence.report.budget import DEFAULT_MAX_REPORT_MB
 from kakeya_evidence.report.categories import categorize
@@ -158,6 +158,7 @@ def write_report(
     parameters: dict[str, Any] | None = None,
     stage_overrides: dict[str, dict[str, Any]] | None = None,
     total_wall_s: float | None = None,
+    prerender: NotebookPrerender | None = None,
 ) -> Report:
     """Build evidence from DIR/stages and write evidence.json, summary.md, tests.csv, report.html.
 
@@ -169,6 +170,7 @@ def write_report(
         parameters: The run's parameters (default: the runner's, if recorded).
         stage_overrides: Per-stage status known to the runner.
         total_wall_s: The run's wall time so far.
+        prerender: Notebooks the runner rendered for the appendix while it ran.
 
     Returns:
         The report: evidence, summary text, figures, and the HTML path and size.
@@ -193,7 +195,8 @@ def write_report(
         stages=stages,
     )
     _add_sections(evidence, rows, config, problems)
-    return _write_files(out, evidence, rows, config, problems)
+    notebooks = _notebooks(out, prerender) if config.appendix else []
+    return _write_files(out, evidence, rows, notebooks, config, problems)
 
 
 def _add_sections(
@@ -217,12 +220,12 @@ def _write_files(
     out: Path,
     evidence: dict[str, Any],
     rows: list[TestRow],
+    notebooks: list[NotebookHtml],
     config: ReportConfig,
     problems: list[str],
 ) -> Report:
     figures = _attempt(problems, "figures", lambda: build_figures(evidence, rows)) or {}
     images = _attempt(problems, "figures", lambda: _images(figures)) or {}
-    notebooks = _notebooks(out) if config.appendix else []
     known = len(problems)
     texts = _render(evidence, rows, images, notebooks, config, problems)
     if len(problems) > known:
@@ -305,8 +308,9 @@ def _images(figures: dict[str, Figure]) -> dict[str, str]:
     return {name: plots.figure_to_data_uri(figure) for name, figure in figures.items()}
 
 
-def _notebooks(out: Path) -> list[NotebookHtml]:
-    return render_notebooks(sorted(out.glob("*.ipynb")))
+def _notebooks(out: Path, prerender: NotebookPrerender | None) -> list[NotebookHtml]:
+    paths = sorted(out.glob("*.ipynb"))
+    return prerender.collect(paths) if prerender else render_notebooks(paths)
 
 
 def _fallback_page(evidence: dict[str, Any], problems: list[str]) -> str:

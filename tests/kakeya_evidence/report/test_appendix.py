@@ -82,3 +82,26 @@ def test_the_report_has_a_collapsed_appendix_of_every_executed_notebook(tmp_path
     assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", html)
     plain = write_report(tmp_path, ReportConfig(appendix=False)).html_path.read_text()
     assert 'class="notebook"' not in plain
+
+
+def test_notebooks_rendered_ahead_are_used_unless_they_changed_since(tmp_path):
+    from kakeya_evidence.report.appendix import NotebookPrerender
+
+    first, second = tmp_path / "00_a.ipynb", tmp_path / "01_b.ipynb"
+    _executed(first)
+    _executed(second)
+    prerender = NotebookPrerender()
+    try:
+        prerender.submit(first)
+        prerender.submit(second)
+        prerender.submit(tmp_path / "02_never_written.ipynb")
+        ahead = prerender.collect([first, second])
+        notebook = nbformat.read(second, as_version=4)
+        notebook.cells.append(nbformat.v4.new_markdown_cell("written after the render"))
+        nbformat.write(notebook, second)
+        again = prerender.collect([first, second])
+    finally:
+        prerender.close()
+    assert [r.name for r in ahead] == ["00_a.ipynb", "01_b.ipynb"]
+    assert again[0] is ahead[0]  # unchanged: the render done ahead
+    assert "written after the render" in again[1].html  # changed: rendered again
