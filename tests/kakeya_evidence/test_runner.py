@@ -95,7 +95,7 @@ def test_a_run_with_every_outcome_writes_the_full_evidence(fixture_suite, tmp_pa
     assert PAYLOAD not in html and "&lt;script&gt;alert(" in html
     assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", html)
     assert len(html.encode()) < 2_000_000
-    assert html.index('id="verdict"') < html.index('id="stages"') < html.index('id="failures"')
+    assert html.index('id="verdict"') < html.index('id="stages"') < html.index('id="tests"')
     for notebook in DEFAULT_NOTEBOOKS_DIR.glob("*.ipynb"):
         assert (out / notebook.name).is_file()
     assert (out / "junit.xml").is_file()
