@@ -10,8 +10,12 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kakeya_evidence.errors import EvidenceError
+
+if TYPE_CHECKING:
+    from kakeya_evidence.report import ReportConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -26,8 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run all four notebooks and write the report")
     _add_model_args(run)
     _add_suite_args(run)
-    run.add_argument("--baseline", default="", help="baseline evidence.json to compare with")
-    run.add_argument("--bench", default="", help="bench.json (default: DIR/bench.json if present)")
+    _add_report_args(run)
     run.add_argument("--no-prewarm", action="store_true", help="fail on a cache miss")
     run.add_argument(
         "--load-time",
@@ -50,9 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     suite.set_defaults(func=_suite)
     report = sub.add_parser("report", help="build report.html, evidence.json, summary.md")
     report.add_argument("--output", default="evidence", help="evidence directory")
-    report.add_argument("--baseline", default="")
-    report.add_argument("--bench", default="")
+    _add_report_args(report)
     report.set_defaults(func=_report)
+    merge = sub.add_parser("merge", help="combine shard or device runs into one evidence dir")
+    merge.add_argument("dirs", nargs="+", metavar="DIR", help="evidence directories to merge")
+    merge.add_argument("--output", required=True, help="the merged evidence directory")
+    _add_report_args(merge)
+    merge.set_defaults(func=_merge)
     github.register(sub)
     register_bench(sub)
     return parser
@@ -97,6 +104,54 @@ def _add_suite_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
+def _add_report_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baseline", default="", help="baseline evidence.json to compare with")
+    parser.add_argument("--bench", default="", help="bench.json (default: DIR/bench.json)")
+    parser.add_argument("--history", default="", help="directory of earlier evidence.json files")
+    parser.add_argument(
+        "--max-report-mb", type=_number, default=10.0, help="size budget for report.html (MB)"
+    )
+    parser.add_argument(
+        "--max-suite-s", type=_number, default=None, help="gate: the suite's longest duration (s)"
+    )
+    parser.add_argument(
+        "--gate-new-failures",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="gate: no test fails that passed in the baseline",
+    )
+    parser.add_argument(
+        "--gate-perf",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="gate: runtime decode tokens/s does not regress beyond its noise",
+    )
+    parser.add_argument(
+        "--perf-noise-cap-pct",
+        type=_number,
+        default=50.0,
+        help="gate: the most noise (%% of the baseline) the perf gate accepts",
+    )
+
+
+def _report_config(args: argparse.Namespace) -> ReportConfig:
+    from kakeya_evidence.report import ReportConfig
+    from kakeya_evidence.report.gates import GateConfig
+
+    return ReportConfig(
+        baseline=args.baseline,
+        bench=args.bench,
+        history=args.history,
+        max_report_mb=args.max_report_mb,
+        gates=GateConfig(
+            new_failures=args.gate_new_failures,
+            perf=args.gate_perf,
+            perf_noise_cap_pct=args.perf_noise_cap_pct,
+            max_suite_s=args.max_suite_s,
+        ),
+    )
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -124,6 +179,12 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         shard=args.shard,
         quiet=args.quiet,
+        history=args.history,
+        max_report_mb=args.max_report_mb,
+        max_suite_s=args.max_suite_s,
+        gate_new_failures=args.gate_new_failures,
+        gate_perf=args.gate_perf,
+        perf_noise_cap_pct=args.perf_noise_cap_pct,
     )
     code = run_pipeline(config)
     _print_outcome(Path(args.output), code)
@@ -185,9 +246,20 @@ def _report(args: argparse.Namespace) -> int:
     from kakeya_evidence.report import write_report
     from kakeya_evidence.runner import check_output_dir
 
-    report = write_report(check_output_dir(args.output), baseline=args.baseline, bench=args.bench)
-    _print_outcome(Path(args.output), report.evidence["exit_code"])
-    return int(report.evidence["exit_code"])
+    config = _report_config(args)
+    report = write_report(check_output_dir(args.output), config)
+    _print_outcome(Path(args.output), report.exit_code)
+    return report.exit_code
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from kakeya_evidence.report.merge import merge_runs
+    from kakeya_evidence.runner import check_output_dir
+
+    config = _report_config(args)
+    report = merge_runs([Path(d) for d in args.dirs], check_output_dir(args.output), config)
+    _print_outcome(Path(args.output), report.exit_code)
+    return report.exit_code
 
 
 def _print_outcome(out: Path, code: int) -> None:

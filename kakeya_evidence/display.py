@@ -5,7 +5,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
-__all__ = ["facts_table", "figure_images", "stage_table", "tests_table"]
+__all__ = [
+    "categories_table",
+    "facts_table",
+    "figure_images",
+    "gates_table",
+    "stage_table",
+    "tests_table",
+]
 
 
 def facts_table(facts: dict[str, Any]) -> Any:
@@ -41,6 +48,28 @@ def stage_table(evidence: dict[str, Any]) -> Any:
     counts = html.escape(", ".join(f"{k} {v}" for k, v in (evidence.get("counts") or {}).items()))
     verdict = html.escape(str(evidence.get("verdict", "")).upper())
     return _html(f"<h3>{verdict}</h3><p>{counts}</p><table>{rows}</table>")
+
+
+def gates_table(evidence: dict[str, Any]) -> Any:
+    """The quality gates: name, passed or FAILED, detail."""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(g.get('name')))}</td>"
+        f"<td>{'passed' if g.get('passed') else '<b>FAILED</b>'}</td>"
+        f"<td>{html.escape(str(g.get('detail')))}</td></tr>"
+        for g in evidence.get("gates") or []
+    )
+    return _html(f"<table><tr><th>gate</th><th>result</th><th>detail</th></tr>{rows}</table>")
+
+
+def categories_table(evidence: dict[str, Any], limit: int = 20) -> Any:
+    """The largest failure categories: count, signature and up to three member tests."""
+    rows = "".join(
+        f"<tr><td>{c['count']}</td><td><code>{html.escape(c['signature'])}</code></td>"
+        f"<td>{html.escape(', '.join(c['nodeids'][:3]))}</td></tr>"
+        for c in (evidence.get("categories") or [])[:limit]
+    )
+    head = "<tr><th>count</th><th>signature</th><th>tests</th></tr>"
+    return _html(f"<table>{head}{rows}</table>" if rows else "<p>No failing tests.</p>")
 
 
 def figure_images(figures: dict[str, Any]) -> list[Any]:

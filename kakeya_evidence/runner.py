@@ -23,7 +23,9 @@ from typing import Any
 from kakeya_evidence.errors import EvidenceError, OutputDirError, ParameterError
 from kakeya_evidence.kernel import NotebookRun, ensure_kernel, execute_notebook
 from kakeya_evidence.progress import Progress
-from kakeya_evidence.report import RUNNER_STAGE, Report, write_report
+from kakeya_evidence.report import RUNNER_STAGE, ReportConfig, write_report
+from kakeya_evidence.report.appendix import NotebookPrerender
+from kakeya_evidence.report.gates import GateConfig
 from kakeya_evidence.stages import STAGES, read_stage, write_stage
 from kakeya_evidence.stages.shard import parse_shard
 
@@ -62,6 +64,13 @@ class RunConfig:
     workers: int = 0  # pytest-xdist workers for the suite (0: one process)
     shard: str = ""  # "K/N": run the K-th of N slices of the suite
     quiet: bool = False  # no progress lines
+    # the report: history, size budget and quality gates (see report_config)
+    history: str = ""
+    max_report_mb: float = 10.0
+    max_suite_s: float | None = None
+    gate_new_failures: bool = True
+    gate_perf: bool = True
+    perf_noise_cap_pct: float = 50.0
 
 
 def check_output_dir(output: str) -> Path:
@@ -103,6 +112,9 @@ def validate_config(config: RunConfig) -> None:
         value = getattr(config, name)
         if value and not Path(value).is_file():
             raise ParameterError(f"{name} file {value} does not exist")
+    if config.history and not Path(config.history).is_dir():
+        raise ParameterError(f"history directory {config.history} does not exist")
+    report_config(config)
     try:
         shlex.split(config.pytest_args)
     except ValueError as exc:
@@ -125,6 +137,27 @@ def check_suite_options(workers: int, shard: str) -> None:
         parse_shard(shard)
     except ValueError as exc:
         raise ParameterError(str(exc)) from exc
+
+
+def report_config(config: RunConfig) -> ReportConfig:
+    """The report's part of the run's parameters.
+
+    Raises:
+        ParameterError: A report or gate parameter is out of its bounds.
+    """
+    gates = GateConfig(
+        new_failures=config.gate_new_failures,
+        perf=config.gate_perf,
+        perf_noise_cap_pct=config.perf_noise_cap_pct,
+        max_suite_s=config.max_suite_s,
+    )
+    return ReportConfig(
+        baseline=config.baseline,
+        bench=config.bench,
+        history=config.history,
+        max_report_mb=config.max_report_mb,
+        gates=gates,
+    )
 
 
 def run_pipeline(config: RunConfig) -> int:
@@ -150,13 +183,19 @@ def run_pipeline(config: RunConfig) -> int:
     _clear_stage_files(out)
     _save_state(out, state)
     progress = Progress(enabled=not config.quiet)
+    appendix = NotebookPrerender()  # renders each executed notebook while the next stage runs
     for index, name in enumerate(STAGES[:3], 1):
         with _stage_progress(progress, name, index, state):
             state["stages"][name] = _run_stage(name, config, out, kernel, state, progress)
         _save_state(out, state)
+        appendix.submit(out / NOTEBOOKS[name])
     with _stage_progress(progress, "results_report", len(STAGES), state):
         state["stages"]["results_report"] = _run_report_notebook(config, out, kernel, state)
-    return _finish(out, state, config).evidence["exit_code"]
+    appendix.submit(out / NOTEBOOKS["results_report"])
+    try:
+        return _finish(out, state, config, appendix)
+    finally:
+        appendix.close()
 
 
 @contextlib.contextmanager
@@ -244,7 +283,18 @@ def _parameters(name: str, config: RunConfig, out: Path) -> dict[str, Any]:
             "workers": config.workers,
             "shard": config.shard,
         }
-    return {**common, "baseline": _absolute(config.baseline), "bench": _absolute(config.bench)}
+    return {
+        **common,
+        "baseline": _absolute(config.baseline),
+        "bench": _absolute(config.bench),
+        "history": _absolute(config.history),
+        "max_report_mb": config.max_report_mb,
+        "max_suite_s": config.max_suite_s,
+        "gate_new_failures": config.gate_new_failures,
+        "gate_perf": config.gate_perf,
+        "perf_noise_cap_pct": config.perf_noise_cap_pct,
+        "appendix": False,  # the runner renders the report once more, appendix included
+    }
 
 
 def _stage_status(name: str, out: Path, run: NotebookRun) -> dict[str, Any]:
@@ -257,23 +307,25 @@ def _stage_status(name: str, out: Path, run: NotebookRun) -> dict[str, Any]:
     return {"status": status, "duration_s": round(run.duration_s, 3), "reason": reason}
 
 
-def _finish(out: Path, state: dict[str, Any], config: RunConfig) -> Report:
+def _finish(
+    out: Path, state: dict[str, Any], config: RunConfig, appendix: NotebookPrerender
+) -> int:
+    """Write the report; return the exit code evidence.json holds (2 when there is none)."""
     total = time.time() - state["started_at"]
-    kwargs = {"parameters": state["parameters"], "stage_overrides": state["stages"]}
     try:
-        return write_report(
-            out, baseline=config.baseline, bench=config.bench, total_wall_s=total, **kwargs
+        report = write_report(
+            out,
+            report_config(config),
+            parameters=state["parameters"],
+            stage_overrides=state["stages"],
+            total_wall_s=total,
+            prerender=appendix,
         )
-    except (OSError, ValueError) as exc:
-        # A bad baseline or bench must not cost the report: render without them.
-        state["stages"]["results_report"] = {
-            "status": "failed",
-            "duration_s": state["stages"].get("results_report", {}).get("duration_s"),
-            "reason": f"{type(exc).__name__}: {exc}",
-        }
-        return write_report(
-            out, total_wall_s=total, **{**kwargs, "stage_overrides": state["stages"]}
-        )
+    except Exception as exc:  # the report writer failing must not make the exit code lie
+        print(f"kakeya-evidence: error: report not written: {exc!r}", file=sys.stderr)
+        (out / "evidence.json").unlink(missing_ok=True)
+        return 2
+    return report.exit_code
 
 
 def _abort(out: Path, state: dict[str, Any], exc: BaseException) -> int:
@@ -297,9 +349,11 @@ def _save_state(out: Path, state: dict[str, Any]) -> None:
 
 
 def _clear_stage_files(out: Path) -> None:
-    # Stage files from an earlier run in the same DIR must not leak into this run's report.
+    # Stage files (and executed notebooks, shown in the report's appendix) from an earlier
+    # run in the same DIR must not leak into this run's report.
     for name in STAGES:
         (out / "stages" / f"{name}.json").unlink(missing_ok=True)
+        (out / NOTEBOOKS[name]).unlink(missing_ok=True)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -43,12 +43,17 @@ def loaded_model(model_config: ModelConfig):
     loaded = load_model(model_config)
     record = os.environ.get("KAKEYA_MODEL_LOAD_FILE")  # set by the evidence suite stage
     if record:
+        from inference_engine.device import dtype_name
+
         facts = {
             "model_id": loaded.model_id,
             "revision": loaded.revision,
             "load_s": loaded.load_s,
-            "device": str(loaded.device),  # as resolved by the loader, not as requested
-            "dtype": str(loaded.dtype).removeprefix("torch."),
+            # what the loader resolved `auto` to, beside what was asked for
+            "device_requested": model_config.device,
+            "device": str(loaded.device),
+            "dtype_requested": model_config.dtype,
+            "dtype": dtype_name(loaded.dtype),
         }
         Path(record).write_text(json.dumps(facts))
     return loaded

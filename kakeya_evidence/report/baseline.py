@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEFAULT_NOISE_FRACTION", "compare", "compare_perf", "compare_tests", "perf_metrics"]
+__all__ = [
+    "DEFAULT_NOISE_FRACTION",
+    "compare",
+    "compare_perf",
+    "compare_tests",
+    "metric_direction",
+    "perf_metrics",
+]
 
 DEFAULT_NOISE_FRACTION = 0.10
 _FAILING = frozenset({"failed", "error"})
@@ -29,8 +36,7 @@ def compare_tests(
     Returns:
         Node id lists: new_failures, fixed, still_failing, added, removed, flaky.
     """
-    now = {t["nodeid"]: t.get("outcome", "") for t in current}
-    before = {t["nodeid"]: t.get("outcome", "") for t in baseline}
+    now, before = _outcomes(current), _outcomes(baseline)
     both = [n for n in now if n in before]
     return {
         "new_failures": [n for n in both if now[n] in _FAILING and before[n] not in _FAILING],
@@ -42,8 +48,17 @@ def compare_tests(
     }
 
 
+def metric_direction(metric: str) -> int:
+    """+1 when a higher value of the metric is better, -1 when lower is better."""
+    group = metric.split(".", 1)[0]
+    return next((direction for name, direction in _PERF_GROUPS if name == group), -1)
+
+
 def perf_metrics(perf: dict[str, Any]) -> dict[str, tuple[float, float | None, int]]:
     """Flatten a bench.json into {metric: (value, spread or None, direction)}.
+
+    Malformed parts (a group that is not a mapping, a value that is not a number) are
+    left out: baselines and history files come from elsewhere.
 
     Args:
         perf: bench.json contents.
@@ -53,14 +68,13 @@ def perf_metrics(perf: dict[str, Any]) -> dict[str, tuple[float, float | None, i
     """
     metrics: dict[str, tuple[float, float | None, int]] = {}
     for group, direction in _PERF_GROUPS:
-        spreads = perf.get(f"{group}_spread") or {}
-        for key, value in (perf.get(group) or {}).items():
-            if isinstance(value, int | float):
-                spread = spreads.get(key)
-                metrics[f"{group}.{key}"] = (float(value), _number(spread), direction)
-    ratios = (perf.get("long_session") or {}).get("ratio_last_first") or {}
+        spreads = _mapping(perf.get(f"{group}_spread"))
+        for key, value in _mapping(perf.get(group)).items():
+            if _is_number(value):
+                metrics[f"{group}.{key}"] = (float(value), _number(spreads.get(key)), direction)
+    ratios = _mapping(_mapping(perf.get("long_session")).get("ratio_last_first"))
     for key, value in ratios.items():
-        if isinstance(value, int | float):
+        if _is_number(value):
             metrics[f"long_session.ratio_last_first.{key}"] = (float(value), None, -1)
     return metrics
 
@@ -107,12 +121,24 @@ def compare(evidence: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any
     Returns:
         The ``baseline`` section of evidence.json.
     """
-    perf_now, perf_before = evidence.get("perf"), baseline.get("perf")
+    perf_now, perf_before = _mapping(evidence.get("perf")), _mapping(baseline.get("perf"))
+    tests_before = baseline.get("tests")
     return {
         "verdict": baseline.get("verdict"),
-        "commit": (baseline.get("provenance") or {}).get("commit"),
-        "tests": compare_tests(evidence.get("tests") or [], baseline.get("tests") or []),
+        "commit": _mapping(baseline.get("provenance")).get("commit"),
+        "tests": compare_tests(
+            evidence.get("tests") or [], tests_before if isinstance(tests_before, list) else []
+        ),
         "perf": compare_perf(perf_now, perf_before) if perf_now and perf_before else [],
+    }
+
+
+def _outcomes(tests: list[Any]) -> dict[str, str]:
+    # A baseline comes from elsewhere: entries without a node id are skipped, not fatal.
+    return {
+        str(t["nodeid"]): str(t.get("outcome", ""))
+        for t in tests
+        if isinstance(t, dict) and t.get("nodeid")
     }
 
 
@@ -123,4 +149,12 @@ def _noise(base: float, spread: float | None, base_spread: float | None) -> floa
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
+    return float(value) if _is_number(value) else None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -1,7 +1,8 @@
 """Plots for the report. Each returns a matplotlib Figure; none shows or saves.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot), so no
-GUI backend or global state is involved.
+GUI backend or global state is involved. Every chart has a bounded size, whatever
+the number of tests, modules or workers.
 """
 
 from __future__ import annotations
@@ -9,28 +10,41 @@ from __future__ import annotations
 import base64
 import io
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from matplotlib.figure import Figure
 
+from kakeya_evidence.report.schema import Outcome, TestRow
+
 __all__ = [
+    "COLORS",
+    "MAX_MODULE_BARS",
     "figure_to_data_uri",
     "plot_kv_bytes",
     "plot_module_outcomes",
     "plot_slowest_tests",
     "plot_throughput",
+    "plot_timeline",
+    "plot_trends",
     "plot_turn_latency",
+    "timeline_lanes",
 ]
 
 COLORS = {
-    "passed": "#2e7d32",
-    "flaky": "#f9a825",
-    "failed": "#c62828",
-    "error": "#6a1b9a",
-    "skipped": "#9e9e9e",
-    "xfailed": "#78909c",
-    "xpassed": "#ef6c00",
+    Outcome.PASSED: "#2e7d32",
+    Outcome.FLAKY: "#f9a825",
+    Outcome.FAILED: "#c62828",
+    Outcome.ERROR: "#6a1b9a",
+    Outcome.SKIPPED: "#9e9e9e",
+    Outcome.XFAILED: "#78909c",
+    Outcome.XPASSED: "#ef6c00",
+    Outcome.NOT_RUN: "#d7ccc8",
 }
+MAX_MODULE_BARS = 30
+MODULE_CHART_HEIGHT_IN = 7.0
+_MAX_LANES = 32
+SERIAL_LANE = "main"
 
 
 def figure_to_data_uri(figure: Figure, dpi: int = 80) -> str:
@@ -40,39 +54,109 @@ def figure_to_data_uri(figure: Figure, dpi: int = 80) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def plot_module_outcomes(tests: list[dict[str, Any]]) -> Figure:
-    """Stacked horizontal bars: outcome counts per test module."""
+def plot_module_outcomes(rows: Sequence[TestRow], limit: int = MAX_MODULE_BARS) -> Figure:
+    """Stacked horizontal bars of outcome counts for the largest modules, at a fixed height.
+
+    The ``limit`` modules with the most tests get a bar each; the rest share one
+    "others" bar, so a suite of 265 modules draws the same size of chart as one of 5.
+    """
     per_module: dict[str, Counter[str]] = {}
-    for test in tests:
-        per_module.setdefault(test["module"], Counter())[test["outcome"]] += 1
-    modules = sorted(per_module)
-    figure = Figure(figsize=(8, 1.2 + 0.35 * max(1, len(modules))))
+    for row in rows:
+        per_module.setdefault(row.module, Counter())[str(row.outcome)] += 1
+    ranked = sorted(per_module, key=lambda m: (-sum(per_module[m].values()), m))
+    labels = [_short(m, 50) for m in ranked[:limit]]
+    bars = [per_module[m] for m in ranked[:limit]]
+    rest = ranked[limit:]
+    if rest:
+        labels.append(f"others ({len(rest)} modules)")
+        bars.append(sum((per_module[m] for m in rest), Counter()))
+    figure = Figure(figsize=(8, MODULE_CHART_HEIGHT_IN))
     axes = figure.add_subplot()
-    left = [0] * len(modules)
+    left = [0] * len(bars)
     for outcome, color in COLORS.items():
-        values = [per_module[m][outcome] for m in modules]
+        values = [bar[outcome] for bar in bars]
         if any(values):
-            axes.barh(modules, values, left=left, color=color, label=outcome)
+            axes.barh(range(len(bars)), values, left=left, color=color, label=outcome)
             left = [a + b for a, b in zip(left, values, strict=True)]
+    axes.set_yticks(range(len(bars)), labels, fontsize="small" if len(bars) > 15 else None)
     axes.set_xlabel("tests")
     axes.invert_yaxis()
-    if modules:
+    if bars:
         axes.legend(loc="lower right", fontsize="small")
-    figure.suptitle("Outcomes per module")
+    figure.suptitle(f"Outcomes per module ({len(ranked)} modules)")
     return figure
 
 
-def plot_slowest_tests(tests: list[dict[str, Any]], limit: int = 15) -> Figure:
+def plot_slowest_tests(rows: Sequence[TestRow], limit: int = 15) -> Figure:
     """Horizontal bars of the slowest tests' durations."""
-    slowest = sorted(tests, key=lambda t: t.get("duration_s", 0.0), reverse=True)[:limit]
+    slowest = sorted(rows, key=lambda r: r.duration_s, reverse=True)[:limit]
     figure = Figure(figsize=(8, 1.2 + 0.3 * max(1, len(slowest))))
     axes = figure.add_subplot()
-    labels = [_short(t["nodeid"]) for t in slowest]
-    colors = [COLORS.get(t["outcome"], "#555555") for t in slowest]
-    axes.barh(labels, [t.get("duration_s", 0.0) for t in slowest], color=colors)
+    labels = [_short(r.nodeid) for r in slowest]
+    colors = [COLORS.get(r.outcome, "#555555") for r in slowest]
+    axes.barh(labels, [r.duration_s for r in slowest], color=colors)
     axes.invert_yaxis()
     axes.set_xlabel("seconds")
     figure.suptitle(f"Slowest {len(slowest)} tests")
+    return figure
+
+
+def timeline_lanes(rows: Sequence[TestRow]) -> dict[str, list[TestRow]]:
+    """Rows with a start and stop time, per worker lane (one lane when the suite ran serially).
+
+    Merged runs that differ in device get one lane per device and worker.
+    """
+    lanes: dict[str, list[TestRow]] = {}
+    for row in rows:
+        if row.start_s is None or row.stop_s is None:
+            continue
+        lane = "/".join(p for p in (row.device, row.worker) if p) or SERIAL_LANE
+        lanes.setdefault(lane, []).append(row)
+    return dict(sorted(lanes.items()))
+
+
+def plot_timeline(rows: Sequence[TestRow]) -> Figure:
+    """Each test's start and end on the suite's clock, one lane per worker.
+
+    Gaps between bars are idle time (collection, fixtures outside tests, a stalled
+    worker); a long bar at a lane's start is usually a slow session-scoped setup.
+    """
+    lanes = list(timeline_lanes(rows).items())[:_MAX_LANES]
+    figure = Figure(figsize=(10, min(8.0, 1.4 + 0.35 * max(1, len(lanes)))))
+    axes = figure.add_subplot()
+    for index, (_, lane) in enumerate(lanes):
+        spans = [(r.start_s or 0.0, max(0.0, (r.stop_s or 0.0) - (r.start_s or 0.0))) for r in lane]
+        colors = [COLORS.get(r.outcome, "#555555") for r in lane]
+        axes.broken_barh(spans, (index - 0.4, 0.8), facecolors=colors, linewidth=0)
+    axes.set_yticks(range(len(lanes)), [name for name, _ in lanes])
+    axes.invert_yaxis()
+    axes.set_xlabel("seconds since the suite started")
+    count = sum(len(lane) for _, lane in lanes)
+    figure.suptitle(f"Timeline: {count} tests on {len(lanes)} lane(s)")
+    return figure
+
+
+def plot_trends(runs: Sequence[dict[str, Any]]) -> Figure:
+    """Pass rate, pytest wall time and perf metrics over the history's runs (this run last)."""
+    perf_names = sorted({name for run in runs for name in (run.get("perf") or {})})
+    groups = [n for n in ("decode_tok_s", "ttft_s") if any(p.startswith(n) for p in perf_names)]
+    panels = 2 + len(groups)
+    figure = Figure(figsize=(9, 2.2 * panels))
+    axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
+    xs = list(range(len(runs)))
+    _trend_line(axes[0], xs, [r.get("pass_rate") for r in runs], "pass rate", 100.0)
+    axes[0].set_ylabel("pass rate (%)")
+    _trend_line(axes[1], xs, [r.get("pytest_wall_s") for r in runs], "pytest wall", 1.0)
+    axes[1].set_ylabel("pytest (s)")
+    for panel, group in zip(axes[2:], groups, strict=True):
+        for name in (n for n in perf_names if n.startswith(group + ".")):
+            values = [(r.get("perf") or {}).get(name) for r in runs]
+            _trend_line(panel, xs, values, name.split(".", 1)[1], 1.0)
+        panel.set_ylabel(group)
+        panel.legend(fontsize="x-small", loc="best")
+    labels = [str(r.get("generated_at") or "?")[5:16].replace("T", " ") for r in runs]
+    axes[-1].set_xticks(xs, labels, rotation=45, ha="right", fontsize="x-small")
+    figure.suptitle(f"Trends over {len(runs)} runs (this run last)")
     return figure
 
 
@@ -119,6 +203,16 @@ def plot_throughput(perf: dict[str, Any]) -> Figure:
     axes.set_ylabel("decode tokens/s")
     figure.suptitle("Decode throughput")
     return figure
+
+
+def _trend_line(axes: Any, xs: list[int], values: list[Any], label: str, scale: float) -> None:
+    points = [(x, v * scale) for x, v in zip(xs, values, strict=True) if _is_number(v)]
+    if points:
+        axes.plot(*zip(*points, strict=True), marker="o", markersize=3, label=label)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _short(nodeid: str, width: int = 60) -> str:

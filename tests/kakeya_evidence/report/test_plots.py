@@ -1,23 +1,30 @@
 from __future__ import annotations
 
 import base64
-import json
-from pathlib import Path
 
 from matplotlib.figure import Figure
+from report_support import PERF, make_test
 
 from kakeya_evidence.report import plots
+from kakeya_evidence.report.schema import TestRow
 
-PERF = json.loads((Path(__file__).parents[1] / "fixtures" / "bench.json").read_text())
-TESTS = [
-    {"nodeid": "a.py::x", "module": "a.py", "outcome": "passed", "duration_s": 0.2},
-    {"nodeid": "a.py::y", "module": "a.py", "outcome": "failed", "duration_s": 1.5},
-    {"nodeid": "b.py::z", "module": "b.py", "outcome": "skipped", "duration_s": 0.0},
+ROWS = [
+    TestRow.from_dict({"nodeid": "a.py::x", "outcome": "passed", "duration_s": 0.2}),
+    TestRow.from_dict({"nodeid": "a.py::y", "outcome": "failed", "duration_s": 1.5}),
+    TestRow.from_dict({"nodeid": "b.py::z", "outcome": "skipped", "duration_s": 0.0}),
 ]
 
 
+def _modules(count: int) -> list[TestRow]:
+    return [
+        TestRow.from_dict({"nodeid": f"m{m:03d}.py::t{i}", "outcome": "passed"})
+        for m in range(count)
+        for i in range(1 + m % 4)
+    ]
+
+
 def test_module_chart_stacks_outcomes_per_module():
-    figure = plots.plot_module_outcomes(TESTS)
+    figure = plots.plot_module_outcomes(ROWS)
     axes = figure.axes[0]
     assert isinstance(figure, Figure)
     assert [t.get_text() for t in axes.get_yticklabels()] == ["a.py", "b.py"]
@@ -28,9 +35,37 @@ def test_module_chart_stacks_outcomes_per_module():
     ]
 
 
+def test_module_chart_keeps_the_30_largest_and_one_others_bar_at_a_fixed_height():
+    many = plots.plot_module_outcomes(_modules(265))
+    labels = [t.get_text() for t in many.axes[0].get_yticklabels()]
+    assert len(labels) == 31 and labels[-1] == "others (235 modules)"
+    assert all(int(label[1:4]) % 4 == 3 for label in labels[:30])  # the modules with 4 tests
+    few = plots.plot_module_outcomes(_modules(5))
+    assert tuple(many.get_size_inches()) == tuple(few.get_size_inches())
+    others = sum(p.get_width() for p in many.axes[0].patches if p.get_y() > 29.5)
+    assert others == sum(1 + m % 4 for m in range(265)) - sum(
+        sorted((1 + m % 4 for m in range(265)), reverse=True)[:30]
+    )
+
+
 def test_slowest_tests_are_sorted_by_duration():
-    axes = plots.plot_slowest_tests(TESTS, limit=2).axes[0]
+    axes = plots.plot_slowest_tests(ROWS, limit=2).axes[0]
     assert [t.get_text() for t in axes.get_yticklabels()] == ["a.py::y", "a.py::x"]
+
+
+def test_the_timeline_draws_each_test_on_its_workers_lane():
+    rows = [
+        TestRow.from_dict(make_test(f"t.py::t{i}", start_s=i, stop_s=i + 0.5, worker=f"gw{i % 2}"))
+        for i in range(6)
+    ]
+    rows.append(TestRow.from_dict(make_test("t.py::untimed")))
+    assert {k: len(v) for k, v in plots.timeline_lanes(rows).items()} == {"gw0": 3, "gw1": 3}
+    axes = plots.plot_timeline(rows).axes[0]
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["gw0", "gw1"]
+    spans = [path.vertices[:, 0].min() for c in axes.collections for path in c.get_paths()]
+    assert sorted(round(x, 3) for x in spans) == [0, 1, 2, 3, 4, 5]
+    serial = [TestRow.from_dict(make_test("t.py::a", start_s=0.0, stop_s=1.0))]
+    assert list(plots.timeline_lanes(serial)) == ["main"]
 
 
 def test_perf_plots_draw_both_latency_series_the_bound_and_error_bars():
@@ -49,6 +84,6 @@ def test_perf_plots_draw_both_latency_series_the_bound_and_error_bars():
 
 
 def test_figures_encode_as_png_data_uris():
-    uri = plots.figure_to_data_uri(plots.plot_slowest_tests(TESTS))
+    uri = plots.figure_to_data_uri(plots.plot_slowest_tests(ROWS))
     assert uri.startswith("data:image/png;base64,")
     assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"

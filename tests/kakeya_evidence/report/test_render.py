@@ -5,56 +5,62 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+from report_support import PERF, make_test, write_run
+
 from kakeya_evidence.report import write_report
 from kakeya_evidence.report.html import render_html
 from kakeya_evidence.stages import write_stage
 
 PAYLOAD = "<script>alert('x')</script>"
-PERF = json.loads((Path(__file__).parents[1] / "fixtures" / "bench.json").read_text())
 
 
-class _Scripts(HTMLParser):
+class _Page(HTMLParser):
+    """Scripts, images and the test table's row bodies of a page."""
+
     def __init__(self) -> None:
         super().__init__()
         self.scripts: list[dict] = []
         self.images: list[str] = []
+        self.bodies: list[dict] = []
+        self.inputs: list[dict] = []
 
     def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
         if tag == "script":
-            self.scripts.append(dict(attrs))
+            self.scripts.append(attributes)
         if tag == "img":
-            self.images.append(dict(attrs)["src"])
+            self.images.append(attributes["src"])
+        if tag == "tbody":
+            self.bodies.append(attributes)
+        if tag == "input":
+            self.inputs.append(attributes)
 
 
 def _write_stages(out: Path, *, cache_status: str = "ok") -> None:
     tests = [
-        {
-            "nodeid": f"t.py::test_{PAYLOAD}",
-            "module": "t.py",
-            "outcome": "failed",
-            "duration_s": 0.5,
-            "message": PAYLOAD,
-            "traceback": f"E   {PAYLOAD}",
-            "stdout": PAYLOAD,
-            "stderr": "",
-            "rerun_outcomes": [],
-        },
-        {
-            "nodeid": "t.py::test_skip",
-            "module": "t.py",
-            "outcome": "skipped",
-            "duration_s": 0.0,
-            "message": "needs a GPU",
-        },
+        make_test(
+            f"t.py::test_{PAYLOAD}",
+            "failed",
+            message=PAYLOAD,
+            traceback=f"E   {PAYLOAD}",
+            stdout=PAYLOAD,
+            duration_s=0.5,
+        ),
+        make_test("t.py::test_skip", "skipped", message="needs a GPU"),
+        make_test("u.py::test_ok", "passed", duration_s=2.0),
     ]
-    write_stage(out, "host_check", {"status": "ok", "duration_s": 1.0, "host": {"chip": "M4"}})
+    write_run(out, tests)
     write_stage(
         out,
         "cache_prewarm",
         {"status": cache_status, "reason": "run: kakeya-runtime prewarm --model m", "cache": {}},
     )
-    counts = {"passed": 0, "failed": 1, "error": 0, "skipped": 1}
-    write_stage(out, "integration_suite", {"status": "ok", "counts": counts, "tests": tests})
+
+
+def _page(html: str) -> _Page:
+    page = _Page()
+    page.feed(html)
+    return page
 
 
 def test_report_escapes_test_strings_embeds_images_and_fetches_nothing(tmp_path: Path):
@@ -64,15 +70,55 @@ def test_report_escapes_test_strings_embeds_images_and_fetches_nothing(tmp_path:
     html = (tmp_path / "report.html").read_text()
     assert PAYLOAD not in html
     assert "&lt;script&gt;alert(" in html
-    parser = _Scripts()
-    parser.feed(html)
-    assert parser.scripts == [{"type": "application/json", "id": "evidence-data"}]
-    assert len(parser.images) == 5
-    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
+    page = _page(html)
+    assert page.scripts == [{"type": "application/json", "id": "evidence-data"}, {}]
+    assert len(page.images) == 5
+    assert all(src.startswith("data:image/png;base64,") for src in page.images)
     assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", html)
     assert "<link" not in html
     assert report.html_bytes < 2_000_000
     assert report.evidence["verdict"] == "failed"
+
+
+def test_the_embedded_json_cannot_close_its_script_tag(tmp_path: Path):
+    closing = "</script><script>alert(1)</script><!--"
+    write_run(tmp_path, [make_test("t.py::a", "failed", message=closing)])
+    write_stage(tmp_path, "host_check", {"status": "ok", "host": {"os": closing}})
+    html = write_report(tmp_path).html_path.read_text()
+    data = html.split('<script type="application/json" id="evidence-data">')[1]
+    data = data.split("</script>")[0]
+    assert json.loads(data)["host"]["os"] == closing
+    assert "tests" not in json.loads(data) and json.loads(data)["tests_count"] == 1
+
+
+def test_every_test_has_a_row_passed_included_failures_first(tmp_path: Path):
+    tests = [make_test(f"m{i % 3}.py::test_{i}", "passed") for i in range(40)]
+    tests[25] = make_test("m1.py::test_25", "error", message="RuntimeError: setup broke")
+    write_run(tmp_path, tests)
+    html = write_report(tmp_path).html_path.read_text()
+    page = _page(html)
+    assert len(page.bodies) == 40
+    assert page.bodies[0]["class"] == "t-error"
+    first = html.split('<tbody id="t1" class="t-error">')[1].split("</tbody>")[0]
+    assert "<td>m1.py</td><td><code>test_25</code></td><td>error</td>" in first
+    assert "RuntimeError: setup broke" in first and "<details>" in first
+    assert "python -m pytest m1.py::test_25" in first and "m1.py:3" in first
+
+
+def test_the_table_reads_with_scripts_off_and_its_controls_wait_for_the_script(tmp_path: Path):
+    _write_stages(tmp_path)
+    html = write_report(tmp_path).html_path.read_text()
+    assert '<div id="controls" hidden>' in html
+    search = [i for i in _page(html).inputs if i.get("type") == "search"]
+    assert search and search[0]["id"] == "test-search"
+    assert [i["value"] for i in _page(html).inputs if i.get("type") == "checkbox"] == [
+        "passed",
+        "failed",
+        "skipped",
+    ]
+    table = html[html.index('id="tests-table"') :].split("</table>")[0]
+    assert table.count("<tbody") == 3  # rendered rows, not built by the script
+    assert "<td><code>test_ok</code></td>" in table
 
 
 def test_report_sections_come_in_reviewer_order(tmp_path: Path):
@@ -81,21 +127,53 @@ def test_report_sections_come_in_reviewer_order(tmp_path: Path):
     html = write_report(tmp_path).html_path.read_text()
     order = [
         'id="verdict"',
+        'id="gates"',
         'id="counts"',
         'id="stages"',
-        'id="failures"',
+        'id="categories"',
+        'id="tests"',
         'id="skips"',
+        'id="timeline"',
         'id="modules"',
         'id="slowest"',
         'id="perf"',
         'id="host"',
         'id="cache"',
+        'id="suite"',
         'id="provenance"',
+        'id="appendix"',
     ]
     positions = [html.index(marker) for marker in order]
     assert positions == sorted(positions)
     assert "needs a GPU" in html
     assert "python -m pytest" in html
+
+
+def test_host_facts_are_in_human_units(tmp_path: Path):
+    write_run(tmp_path, [make_test("t.py::a")])
+    write_stage(
+        tmp_path,
+        "host_check",
+        {"status": "ok", "host": {"memory_total_bytes": 17179869184, "disk_free_bytes": 5 * 2**20}},
+    )
+    host = write_report(tmp_path).html_path.read_text().split('id="host"')[1].split("</section>")[0]
+    assert "16.0 GiB" in host and "5.0 MiB" in host and "17179869184" not in host
+
+
+def test_the_header_says_what_changed_against_the_baseline_first(tmp_path: Path):
+    from kakeya_evidence.report import ReportConfig
+
+    write_run(tmp_path / "ev", [make_test("t.py::a", "failed"), make_test("t.py::b")])
+    baseline = tmp_path / "b.json"
+    tests = [{"nodeid": "t.py::a", "outcome": "passed"}, {"nodeid": "t.py::b", "outcome": "failed"}]
+    baseline.write_text(json.dumps({"tests": tests, "provenance": {"commit": "feedface"}}))
+    html = write_report(tmp_path / "ev", ReportConfig(baseline=str(baseline))).html_path.read_text()
+    header = html.split("<header")[1].split("</header>")[0]
+    lines = re.findall(r"<p[^>]*>(.*?)</p>", header, flags=re.S)
+    assert lines[0] == (
+        "Against the baseline (commit feedface): 1 new failures, 1 fixed, 0 still failing, "
+        "no perf regression."
+    )
 
 
 def test_a_failed_setup_stage_says_results_are_not_meaningful(tmp_path: Path):
@@ -138,7 +216,7 @@ def test_render_html_shows_baseline_changes_and_perf_regressions():
             ],
         },
     }
-    html = render_html(evidence, {})
+    html = render_html(evidence, [], {})
     assert 'class="change c-new_failures"' in html
     assert "t.py::gone" in html
     assert "REGRESSION" in html
