@@ -23,7 +23,7 @@ from kakeya_evidence.report.appendix import NotebookHtml
 from kakeya_evidence.report.budget import fit_outputs
 from kakeya_evidence.report.schema import FAILING, OUTPUT_FIELDS, Outcome, TestRow
 from kakeya_evidence.report.summary import model_line
-from kakeya_evidence.report.units import format_fact, format_number, human_bytes
+from kakeya_evidence.report.units import format_fact, format_number, human_bytes, to_ms
 
 __all__ = ["order_rows", "render_html", "render_report", "repro_command"]
 
@@ -40,6 +40,7 @@ PERF_IMAGES = (
     ("turn_latency", "per-turn latency"),
     ("kv_bytes", "KV bytes over turns"),
     ("throughput", "decode tokens per second"),
+    ("concurrency", "throughput and latency against concurrent sessions"),
 )
 # Shown in the page; evidence.json and tests.csv hold them all.
 MAX_CATEGORY_MEMBERS = 20
@@ -164,6 +165,7 @@ def render_html(
             provenance=evidence.get("provenance") or {},
             data_json=_script_json(evidence),
             fmt=format_number,
+            ms=to_ms,
             fact=format_fact,
             human_bytes=human_bytes,
             repro=lambda nodeid: repro_command(nodeid, model),

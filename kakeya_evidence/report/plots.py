@@ -21,6 +21,7 @@ __all__ = [
     "COLORS",
     "MAX_MODULE_BARS",
     "figure_to_data_uri",
+    "plot_concurrency",
     "plot_kv_bytes",
     "plot_module_outcomes",
     "plot_slowest_tests",
@@ -202,6 +203,38 @@ def plot_throughput(perf: dict[str, Any]) -> Figure:
     axes.bar(names, [values[n] for n in names], yerr=errors, capsize=4, color="#1565c0")
     axes.set_ylabel("decode tokens/s")
     figure.suptitle("Decode throughput")
+    return figure
+
+
+CONCURRENCY_SERIES = (
+    ("runtime_tok_s", "runtime (in-process)"),
+    ("sdk_grpc_tok_s", "SDK over gRPC"),
+    ("hf_generate_tok_s", "HF generate(), batched"),
+)
+LATENCY_SERIES = (
+    ("itl_p50_s", "inter-token p50"),
+    ("itl_p95_s", "inter-token p95"),
+    ("ttft_p50_s", "TTFT p50"),
+)
+
+
+def plot_concurrency(perf: dict[str, Any]) -> Figure:
+    """Aggregate decode tokens/s and per-session latency against n sessions generating together."""
+    rows = sorted(perf.get("concurrency") or [], key=lambda row: row.get("n") or 0)
+    ns = [int(row.get("n") or 0) for row in rows]
+    figure = Figure(figsize=(10, 3.5))
+    rate, latency = figure.subplots(1, 2)
+    for key, label in CONCURRENCY_SERIES:
+        _trend_line(rate, ns, [row.get(key) for row in rows], label, 1.0)
+    for key, label in LATENCY_SERIES:
+        _trend_line(latency, ns, [row.get(key) for row in rows], label, 1000.0)
+    for axes, unit in ((rate, "aggregate decode tokens/s"), (latency, "ms")):
+        axes.set_xlabel("sessions generating together (n)")
+        axes.set_ylabel(unit)
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(ns, [str(n) for n in ns])
+        axes.legend(fontsize="small")
+    figure.suptitle("Continuous batching: throughput and latency against n")
     return figure
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_fact", "format_number", "human_bytes"]
+__all__ = ["format_fact", "format_number", "human_bytes", "to_ms"]
 
 _BYTE_UNITS = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
 
@@ -26,6 +26,12 @@ def format_number(value: Any, digits: int = 2) -> str:
     if isinstance(value, int | float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def to_ms(seconds: Any) -> Any:
+    """Seconds as milliseconds; anything that is not a number passes through (None: "-")."""
+    is_number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    return seconds * 1000.0 if is_number else seconds
 
 
 def format_fact(key: str, value: Any) -> str:

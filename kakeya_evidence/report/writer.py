@@ -148,6 +148,8 @@ def build_figures(evidence: dict[str, Any], rows: list[TestRow]) -> dict[str, Fi
         figures["turn_latency"] = plots.plot_turn_latency(perf)
         figures["kv_bytes"] = plots.plot_kv_bytes(perf)
         figures["throughput"] = plots.plot_throughput(perf)
+        if perf.get("concurrency"):
+            figures["concurrency"] = plots.plot_concurrency(perf)
     return figures
 
 

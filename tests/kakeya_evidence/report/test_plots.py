@@ -87,3 +87,15 @@ def test_figures_encode_as_png_data_uris():
     uri = plots.figure_to_data_uri(plots.plot_slowest_tests(ROWS))
     assert uri.startswith("data:image/png;base64,")
     assert base64.b64decode(uri.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_concurrency_plot_draws_each_series_against_n():
+    figure = plots.plot_concurrency(PERF)
+    rate, latency = figure.axes
+    assert [line.get_label() for line in rate.get_lines()] == [
+        "runtime (in-process)",
+        "SDK over gRPC",
+        "HF generate(), batched",
+    ]
+    assert list(rate.get_lines()[0].get_xdata()) == [1, 4, 8]
+    assert list(latency.get_lines()[0].get_ydata()) == [2.4, 2.8, 3.2]  # ms

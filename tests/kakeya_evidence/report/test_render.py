@@ -72,7 +72,7 @@ def test_report_escapes_test_strings_embeds_images_and_fetches_nothing(tmp_path:
     assert "&lt;script&gt;alert(" in html
     page = _page(html)
     assert page.scripts == [{"type": "application/json", "id": "evidence-data"}, {}]
-    assert len(page.images) == 5
+    assert len(page.images) == 6  # modules, slowest, 3 perf plots, concurrency
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
     assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", html)
     assert "<link" not in html
@@ -220,3 +220,16 @@ def test_render_html_shows_baseline_changes_and_perf_regressions():
     assert 'class="change c-new_failures"' in html
     assert "t.py::gone" in html
     assert "REGRESSION" in html
+
+
+def test_the_concurrency_sweep_and_the_perf_goals_are_shown(tmp_path: Path):
+    _write_stages(tmp_path)
+    (tmp_path / "bench.json").write_text(json.dumps(PERF))
+    html = write_report(tmp_path).html_path.read_text()
+    start = html.index('id="concurrency"')
+    table = html[start : html.index("</table>", start)]
+    assert table.count("<tr>") == 1 + len(PERF["concurrency"])
+    assert "<td>8</td><td>2500.0</td><td>2300.0</td><td>2100.0</td><td>3.2 / 4.1</td>" in table
+    goals = html[html.index('id="perf-goals"') :]
+    assert '<tr class="regression"><td>batch8_over_hf_generate</td>' in goals
+    assert "<td>kv_flat_past_bound</td><td>-</td><td>flat</td><td>n/a</td>" in goals
