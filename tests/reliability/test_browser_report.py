@@ -142,7 +142,7 @@ def test_report_renders_in_headless_chromium_as_text_and_offline(tmp_path, artif
     assert SCRIPT_NAME in rows[1] and IMG_MESSAGE in rows[1]  # failures first, errors before
     assert f"RuntimeError: {SCRIPT_NAME}" in rows[0]
     assert "print('hello')" in appendix and "bold?" in appendix
-    assert len(images) == 6, images  # modules, slowest, the timeline and three perf plots
+    assert len(images) == 7, images  # modules, slowest, timeline, four perf plots
     assert all(complete and width > 0 for _, complete, width in images), images
     assert embedded["tests_count"] == PASSED + 5
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10_000
