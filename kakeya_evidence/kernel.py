@@ -169,7 +169,7 @@ def _kernel_manager_class(log: IO[bytes]) -> type:
     from jupyter_client.manager import AsyncKernelManager
 
     class LoggedKernelManager(AsyncKernelManager):
-        async def start_kernel(self, **kw: Any) -> None:
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw.setdefault("stdout", log)
             kw.setdefault("stderr", log)
             await super().start_kernel(**kw)

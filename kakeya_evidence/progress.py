@@ -37,7 +37,7 @@ class SuiteTally:
     total: int | None = None
     finished: set[str] = field(default_factory=set)
     failing: set[str] = field(default_factory=set)
-    _handle: IO[bytes] | None = None
+    _handle: IO[bytes] | gzip.GzipFile | None = None
     _partial: bytes = b""
 
     def read(self, record: Path) -> None:
@@ -46,9 +46,8 @@ class SuiteTally:
         The file stays open, so its last lines are read even after it is moved away.
         """
         try:
-            if self._handle is None:
-                opener = gzip.open if record.suffix == ".gz" else open
-                self._handle = opener(record, "rb")  # kept open across reads
+            if self._handle is None:  # kept open across reads
+                self._handle = _open_binary(record)
             data = self._handle.read()
         except (OSError, EOFError, zlib.error):
             return
@@ -224,3 +223,10 @@ class _SuiteWatcher(threading.Thread):
                 same_run = self._record and self._record.parent == newest.parent
                 return self._record if same_run else newest
         return self._record
+
+
+def _open_binary(path: Path) -> IO[bytes] | gzip.GzipFile:
+    """The record for reading, gzip or plain by its suffix."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    return path.open("rb")

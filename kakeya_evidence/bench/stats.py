@@ -246,9 +246,10 @@ def _same_tokens(samples: Mapping[str, Sequence[DecodeSample]]) -> dict[str, int
 
     Equal to G when the greedy paths agree; bf16 numerics can part near-ties earlier.
     """
-    reference = (samples.get("runtime") or [None])[0]
-    if reference is None:
+    runs = samples.get("runtime") or []
+    if not runs:
         return {}
+    reference = runs[0]
     return {
         name: _common_prefix(runs[0].token_ids, reference.token_ids)
         for name, runs in samples.items()

@@ -70,7 +70,7 @@ def iter_main_evidence(
         if tried >= max_candidates:
             return
         tried += 1
-        seen_runs.add(run.get("id"))
+        seen_runs.add(int(run.get("id") or 0))
         try:
             raw = _evidence_from_zip(
                 client.download(f"/repos/{repo}/actions/artifacts/{int(item['id'])}/zip")

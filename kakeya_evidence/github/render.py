@@ -249,7 +249,7 @@ def _baseline(evidence: Mapping[str, Any], max_items: int, heading: str) -> list
         return ["_No baseline from main to compare with._", ""]
     commit = str(base.get("commit") or "")[:7] or "unknown commit"
     lines = [f"{heading}# Against main ({code(commit, 16)})", ""]
-    tests = base.get("tests") if isinstance(base.get("tests"), Mapping) else {}
+    tests = _mapping(base.get("tests"))
     rows = [(label, list(tests.get(key) or [])) for key, label in CHANGE_KINDS]
     if not any(ids for _, ids in rows):
         return [*lines, "No test changed status.", ""]
@@ -298,7 +298,7 @@ def _failures(evidence: Mapping[str, Any], max_items: int, heading: str) -> list
 
 
 def _footer(evidence: Mapping[str, Any]) -> str:
-    model = evidence.get("model") if isinstance(evidence.get("model"), Mapping) else {}
+    model = _mapping(evidence.get("model"))
     where = f"{code(model.get('id') or '?', 80)} on {code(model.get('device') or '?', 20)}"
     if model.get("dtype"):
         where += f" ({code(model.get('dtype'), 20)})"
@@ -313,3 +313,8 @@ def _names(ids: Sequence[Any], max_items: int, table: bool = False) -> str:
 
 def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) else "-"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a JSON object, else an empty one (evidence from anywhere)."""
+    return value if isinstance(value, Mapping) else {}

@@ -83,9 +83,11 @@ def unmet_requirements(facts: dict[str, Any], requirements: HostRequirements) ->
         ("disk_free_bytes", requirements.min_free_disk_gb, "free disk"),
     ):
         value = facts.get(key)
-        if minimum and value is None:
+        if not minimum:
+            continue
+        if value is None:
             unmet.append(f"{what} is unknown, {minimum:g} GB required")
-        elif minimum and value < minimum * _GB:
+        elif value < minimum * _GB:
             unmet.append(f"{what} is {value / _GB:.1f} GB, {minimum:g} GB required")
     return unmet
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,6 +62,7 @@ AUTH_EXEMPT_PATHS = frozenset({"/healthz"})
 PROTOCOL_DOC = Path(__file__).resolve().parents[3] / "docs" / "protocol.md"
 SURFACE = "http"
 CLIENT_CLOSED_REQUEST = 499  # nobody reads it: the client is gone
+CompletionMeta = tuple[str, int, str]  # id, created, model: the same on every chunk
 T = TypeVar("T")
 
 
@@ -69,7 +70,9 @@ class ClientGone(Exception):
     """The client closed its connection before its answer was ready."""
 
 
-async def until_disconnect(receive: Callable[[], Awaitable[dict]], work: Awaitable[T]) -> T:
+async def until_disconnect(
+    receive: Callable[[], Awaitable[MutableMapping[str, Any]]], work: Awaitable[T]
+) -> T:
     """Runs `work` to its end, or cancels it as soon as the client disconnects.
 
     Raises:
@@ -90,7 +93,7 @@ async def until_disconnect(receive: Callable[[], Awaitable[dict]], work: Awaitab
     return task.result()
 
 
-async def _disconnected(receive: Callable[[], Awaitable[dict]]) -> None:
+async def _disconnected(receive: Callable[[], Awaitable[MutableMapping[str, Any]]]) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
 
@@ -188,7 +191,11 @@ class Shim:
 
     # -- errors ------------------------------------------------------------------
     def error(
-        self, status: int, body: dict, code: ErrorCode, headers: dict | None = None
+        self,
+        status: int,
+        body: dict[str, Any],
+        code: ErrorCode,
+        headers: Mapping[str, str] | None = None,
     ) -> JSONResponse:
         self.engine.metrics.count_error(SURFACE, code)
         return JSONResponse(body, status_code=status, headers=headers)
@@ -240,7 +247,9 @@ class Shim:
         finally:
             await oneshot.release()
 
-    async def complete(self, events: AsyncIterator[Event], n_prompt: int, meta: tuple) -> Response:
+    async def complete(
+        self, events: AsyncIterator[Event], n_prompt: int, meta: CompletionMeta
+    ) -> Response:
         """Collects a whole generation into one `chat.completion` response."""
         decoder = IncrementalDecoder(self.engine.tokenizer, skip_ids=self.eos_ids)
         done: DoneEvent | None = None
@@ -258,7 +267,7 @@ class Shim:
         return JSONResponse(sse.completion(*meta, decoder.text(), finish, counts))
 
     async def sse_body(
-        self, events: AsyncIterator[Event], n_prompt: int, meta: tuple
+        self, events: AsyncIterator[Event], n_prompt: int, meta: CompletionMeta
     ) -> AsyncIterator[bytes]:
         """Role chunk, content chunks, a final chunk with finish_reason and usage, `[DONE]`.
 
@@ -272,13 +281,13 @@ class Shim:
             self.engine.metrics.count_error(SURFACE, fault.code)
             yield sse.sse_event(openai_error(fault))
         except Exception as error:
-            fault = internal_fault(error, "POST /v1/chat/completions (stream)")
-            self.engine.metrics.count_error(SURFACE, fault.code)
-            yield sse.sse_event(openai_error(fault))
+            bug = internal_fault(error, "POST /v1/chat/completions (stream)")
+            self.engine.metrics.count_error(SURFACE, bug.code)
+            yield sse.sse_event(openai_error(bug))
         yield sse.SSE_DONE
 
     async def _sse_frames(
-        self, events: AsyncIterator[Event], n_prompt: int, meta: tuple
+        self, events: AsyncIterator[Event], n_prompt: int, meta: CompletionMeta
     ) -> AsyncIterator[bytes]:
         decoder = IncrementalDecoder(self.engine.tokenizer, skip_ids=self.eos_ids)
         async for event in events:
@@ -334,7 +343,7 @@ class ShimMiddleware:
             return
         started = False
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True

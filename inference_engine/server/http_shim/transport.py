@@ -24,6 +24,7 @@ import functools
 import json
 import re
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -174,7 +175,7 @@ class QuietUvicorn(uvicorn.Server):
     """uvicorn without its own signal handling: `serve` owns SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
+    def capture_signals(self) -> Iterator[None]:
         yield
 
 
@@ -218,7 +219,8 @@ async def start_http(engine: Any, config: ServerConfig) -> HttpServer:
     )
     uv_config = uvicorn.Config(
         create_app(engine, config),
-        http=functools.partial(GuardedH11Protocol, limits=limits, metrics=engine.metrics),
+        # uvicorn calls `http` as a protocol factory; its annotation admits classes only
+        http=functools.partial(GuardedH11Protocol, limits=limits, metrics=engine.metrics),  # type: ignore[arg-type]
         h11_max_incomplete_event_size=config.max_http_head_bytes + 1,
         log_level="error",  # uvicorn's warnings are per malformed request: counted instead
         access_log=False,
