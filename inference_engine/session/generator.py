@@ -12,11 +12,14 @@ invariance), and a session's tokens are the same alone, amid others, or joining 
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from torch.nn import functional as F
+from transformers.integrations.sdpa_attention import pack_gqa, use_gqa_in_sdpa
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from inference_engine.errors import InvariantViolation
@@ -173,22 +176,12 @@ def _attention(
     key = _project(attn, "k", hidden, shape)  # [L, kv_heads, 1, head_dim]
     value = attn.v_proj(hidden).view(shape).transpose(1, 2)  # [L, kv_heads, 1, head_dim]
     query, key = _rope_for(attn)(query, key, *rotary)
-    attend = _attention_function(attn)
+    attend = _one_query_attention(attn)
     rows = []
     for i, cache in enumerate(caches):
         layer = cache.slot_layers[attn.layer_idx]
         keys, values = layer.update(key[i : i + 1], value[i : i + 1])
-        out, _ = attend(
-            attn,
-            query[i : i + 1],
-            keys,
-            values,
-            masks[i],
-            dropout=0.0,
-            scaling=attn.scaling,
-            sliding_window=getattr(attn, "sliding_window", None),
-        )
-        rows.append(out)  # [1, 1, heads, head_dim]
+        rows.append(attend(query[i : i + 1], keys, values, masks[i]))  # [1, 1, heads, head_dim]
     out = torch.cat(rows)
     if lanes > len(rows):  # padding lanes attend to nothing
         out = torch.cat([out, out.new_zeros((lanes - len(rows), *out.shape[1:]))])
@@ -208,15 +201,55 @@ def _rope_for(attn: Any) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     return rope
 
 
-def _attention_function(attn: Any) -> Callable[..., Any]:
-    """The attention the model is configured with (sdpa, eager...), as its own layers call it."""
+Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+def _one_query_attention(attn: Any) -> Attend:
+    """One session's attention for one query token, computed as the model's own layers do.
+
+    For sdpa (what the loader picks) this is transformers' `sdpa_attention_forward` for a
+    single query, minus its per-call checks (a quarter of a call's cost, paid once per
+    session and layer): the same GQA decision, the same kernel, the same layout, so the same
+    bits (tested). Other implementations go through the model's own function.
+    """
     name = attn.config._attn_implementation
+    groups, scale = attn.num_key_value_groups, attn.scaling
+    if name == "sdpa":
+        return functools.partial(_sdpa_one_query, groups=groups, scale=scale)
     function: Callable[..., Any]
     if name in ALL_ATTENTION_FUNCTIONS:
         function = ALL_ATTENTION_FUNCTIONS[name]
     else:
         function = sys.modules[type(attn).__module__].eager_attention_forward
-    return function
+    sliding = getattr(attn, "sliding_window", None)
+
+    def attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: Any) -> Any:
+        kwargs = {"dropout": 0.0, "scaling": scale, "sliding_window": sliding}
+        return function(attn, query, keys, values, mask, **kwargs)[0]
+
+    return attend
+
+
+def _sdpa_one_query(
+    query: torch.Tensor,  # [1, heads, 1, head_dim]
+    keys: torch.Tensor,  # [1, kv_heads, slots, head_dim]
+    values: torch.Tensor,
+    mask: torch.Tensor | None,  # [1, 1, 1, slots] booleans, or None: every slot visible
+    *,
+    groups: int,
+    scale: float,
+) -> torch.Tensor:
+    """`[1, 1, heads, head_dim]`, as transformers' sdpa attention returns it."""
+    gqa: dict[str, bool] = {}
+    if groups > 1:
+        if use_gqa_in_sdpa(mask, keys, values):
+            gqa["enable_gqa"] = True
+        else:  # one query token: run on the key/value heads without repeating them
+            query = pack_gqa(query, groups)
+    out = F.scaled_dot_product_attention(
+        query, keys, values, attn_mask=mask, dropout_p=0.0, scale=scale, is_causal=False, **gqa
+    )
+    return out.reshape(out.shape[0], -1, 1, values.shape[-1]).transpose(1, 2).contiguous()
 
 
 def _end_forward(cache: SinkWindowCache) -> InvariantViolation | None:

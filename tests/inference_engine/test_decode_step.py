@@ -97,3 +97,38 @@ def test_more_sessions_than_lanes_is_refused(model):
     caches = [prefilled(model, 0)[0] for _ in range(LANES + 1)]
     with pytest.raises(ValueError, match="lanes"):
         decode_step(model, caches, [1] * len(caches), LANES)
+
+
+def test_one_lane_step_is_bit_identical_to_the_models_own_one_token_forward(model):
+    """With one lane the step runs the same kernels as the model's layers on one token, so
+    its own attention call (transformers' sdpa path without the per-call checks) and the
+    batched plumbing change nothing: the logits are equal to the last bit."""
+    steps = []
+    (cache, first), (twin, _) = prefilled(model, 3), prefilled(model, 3)
+    token = first
+    with torch.inference_mode():
+        for _ in range(SINK + WINDOW + 2):  # past S + W: a mask with free slots, then none
+            logits, _ = decode_step(model, [cache], [token], 1)
+            expected = forward(model, twin, [token])
+            steps.append(torch.equal(logits[0], expected))
+            token = int(expected.argmax())
+    assert all(steps), steps
+
+
+@pytest.mark.parametrize("with_mask", [False, True], ids=["no-mask", "mask"])
+def test_the_one_query_sdpa_matches_transformers_sdpa_attention(with_mask):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from inference_engine.session.generator import _sdpa_one_query
+
+    class Module:
+        num_key_value_groups, is_causal, training = 2, True, False
+
+    torch.manual_seed(1)
+    query = torch.randn(1, 4, 1, 16, dtype=torch.bfloat16)
+    keys = torch.randn(1, 2, 64, 16, dtype=torch.bfloat16)[:, :, :37]  # a view, as the cache gives
+    values = torch.randn(1, 2, 64, 16, dtype=torch.bfloat16)[:, :, :37]
+    mask = (torch.arange(37) % 5 != 1)[None, None, None] if with_mask else None
+    expected, _ = sdpa_attention_forward(Module(), query, keys, values, mask, scaling=0.25)
+    got = _sdpa_one_query(query, keys, values, mask, groups=2, scale=0.25)
+    assert torch.equal(got, expected)
