@@ -25,7 +25,7 @@ def facts_table(facts: dict[str, Any]) -> Any:
 
 
 def tests_table(tests: list[Any], outcomes: tuple[str, ...] = ()) -> Any:
-    """A table of test results (TestResult objects or dicts), optionally filtered by outcome."""
+    """A table of test rows (TestRow objects or dicts), optionally filtered by outcome."""
     rows = []
     for test in tests:
         data = test if isinstance(test, dict) else test.to_dict()

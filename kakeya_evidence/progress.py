@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
+from kakeya_evidence.report.schema import FAILING
+
 __all__ = ["Progress", "SuiteTally"]
 
 INTERVAL_S = 5.0
 _TTY_TICK_S = 0.25
 _BAR_CHARS = 24
-_FAILING = frozenset({"failed", "error"})
 
 
 @dataclass
@@ -71,7 +72,7 @@ class SuiteTally:
             self.total = len(event.get("nodeids") or [])
         elif kind == "finished":
             self.finished.add(str(event.get("nodeid")))
-        elif kind == "report" and event.get("category") in _FAILING:
+        elif kind == "report" and event.get("category") in FAILING:
             self.failing.add(str(event.get("nodeid")))
 
     def line(self, elapsed_s: float) -> str:

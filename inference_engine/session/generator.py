@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.nn import functional as F
@@ -245,7 +245,7 @@ def _sdpa_one_query(
         if use_gqa_in_sdpa(mask, keys, values):
             gqa["enable_gqa"] = True
         else:  # one query token: run on the key/value heads without repeating them
-            query = pack_gqa(query, groups)
+            query = cast(torch.Tensor, pack_gqa(query, groups))
     out = F.scaled_dot_product_attention(
         query, keys, values, attn_mask=mask, dropout_p=0.0, scale=scale, is_causal=False, **gqa
     )

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
-from kakeya_evidence.stages.results import TestResult
+from kakeya_evidence.report.schema import TestRow
 
 __all__ = ["junit_names", "write_junit"]
 
@@ -29,7 +29,7 @@ def junit_names(nodeid: str) -> tuple[str, str]:
     return ".".join(names[:-1]), names[-1]
 
 
-def write_junit(results: list[TestResult], path: Path) -> Path:
+def write_junit(results: list[TestRow], path: Path) -> Path:
     """Write results as one JUnit test suite, atomically.
 
     Args:
@@ -59,7 +59,7 @@ def write_junit(results: list[TestResult], path: Path) -> Path:
     return path
 
 
-def _add_case(suite: ET.Element, result: TestResult) -> None:
+def _add_case(suite: ET.Element, result: TestRow) -> None:
     classname, name = junit_names(result.nodeid)
     case = ET.SubElement(
         suite,

@@ -22,12 +22,13 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from kakeya_evidence.report.schema import Outcome, Phase, TestRow
 from kakeya_evidence.stages import pytest_plugin
 from kakeya_evidence.stages.capped_log import CappedLog
 from kakeya_evidence.stages.leftovers import RUN_ID_ENV, Leftover, ProcessWatch, new_run_id
 from kakeya_evidence.stages.record import Record, parse_record
 from kakeya_evidence.stages.redact import redact_files, redact_text, secret_values
-from kakeya_evidence.stages.results import TestResult, fold_record, not_run
+from kakeya_evidence.stages.results import fold_record, not_run
 from kakeya_evidence.stages.textsafe import clip_end, safe_text
 
 __all__ = [
@@ -72,7 +73,7 @@ class PytestRun:
     """One pytest subprocess: its exit, its rows and why it ended."""
 
     returncode: int | None
-    results: list[TestResult]
+    results: list[TestRow]
     collected: list[str]
     status: str
     reason: str
@@ -248,7 +249,7 @@ def _classify(
     returncode: int | None,
     timed_out: bool,
     record: Record,
-    results: list[TestResult],
+    results: list[TestRow],
     tail: str,
 ) -> tuple[str, str]:
     where = f" while running {', '.join(record.running)}" if record.running else ""
@@ -272,8 +273,8 @@ def _not_run_reason(status: str, reason: str, returncode: int | None) -> str:
 
 
 def _mark_running(
-    results: list[TestResult], record: Record, message: str, tail: str, stacks: str
-) -> list[TestResult]:
+    results: list[TestRow], record: Record, message: str, tail: str, stacks: str
+) -> list[TestRow]:
     """The tests that were running when pytest died become errors, with what is known."""
     last_when = {phase.nodeid: phase.when for phase in record.phases}
     trace = "\n".join(
@@ -281,12 +282,12 @@ def _mark_running(
     )
     by_id = {r.nodeid: r for r in results}
     for nodeid in record.running:
-        earlier = by_id.get(nodeid, TestResult(nodeid, "error"))
+        earlier = by_id.get(nodeid, TestRow(nodeid, Outcome.ERROR))
         when = _NEXT_PHASE.get(last_when.get(nodeid, ""), "teardown")
-        phase = {"when": when, "category": "error", "message": message}
+        phase = Phase(when, Outcome.ERROR, message)
         by_id[nodeid] = replace(
             earlier,
-            outcome="error",
+            outcome=Outcome.ERROR,
             message=message,
             traceback=clip_end("\n".join(p for p in (earlier.traceback, trace) if p)),
             phases=(*earlier.phases, phase),

@@ -8,101 +8,42 @@ re-run, counted instead of its failures) and ``not_run`` (collected, never ran).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import replace
 
-from kakeya_evidence.stages.record import Phase, Record
-from kakeya_evidence.stages.textsafe import clip_end, safe_text
+from kakeya_evidence.report.schema import FAILING, Outcome, Phase, TestRow
+from kakeya_evidence.stages.record import Phase as ReportedPhase
+from kakeya_evidence.stages.record import Record
+from kakeya_evidence.stages.textsafe import clip_end
 
 __all__ = [
     "COUNTED",
-    "FAILING",
-    "OUTCOMES",
-    "TestResult",
     "count_outcomes",
     "fold_record",
     "mark_rerun",
-    "module_of",
     "not_run",
-    "result_from_dict",
 ]
 
-COUNTED = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
-OUTCOMES = (*COUNTED, "flaky", "not_run")
-FAILING = frozenset({"failed", "error"})
+# pytest's terminal-summary categories; flaky and not_run are the pipeline's own.
+COUNTED = (
+    Outcome.PASSED,
+    Outcome.FAILED,
+    Outcome.ERROR,
+    Outcome.SKIPPED,
+    Outcome.XFAILED,
+    Outcome.XPASSED,
+)
 _RANK = {"passed": 0, "xpassed": 1, "skipped": 2, "xfailed": 2, "failed": 3, "error": 4}
 
 
-@dataclass(frozen=True)
-class TestResult:
-    """One test's row: its outcome (worst phase), texts, location, phases and timing."""
-
-    __test__ = False  # not a pytest test class
-
-    nodeid: str
-    outcome: str
-    duration_s: float = 0.0
-    message: str = ""
-    traceback: str = ""
-    stdout: str = ""
-    stderr: str = ""
-    rerun_outcomes: tuple[str, ...] = ()
-    exception: str = ""
-    path: str = ""
-    line: int | None = None
-    phases: tuple[dict[str, str], ...] = ()
-    start_s: float | None = None
-    stop_s: float | None = None
-    worker: str = ""
-
-    @property
-    def module(self) -> str:
-        return module_of(self.nodeid)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["module"] = self.module
-        data["rerun_outcomes"] = list(self.rerun_outcomes)
-        data["phases"] = [dict(p) for p in self.phases]
-        return data
-
-
-def module_of(nodeid: str) -> str:
-    """Return the test file part of a node id (``tests/x/test_a.py``)."""
-    return nodeid.split("::", 1)[0]
-
-
-def result_from_dict(data: dict[str, Any]) -> TestResult:
-    """Build a TestResult from an evidence.json test entry (new fields may be absent)."""
-    line = data.get("line")
-    return TestResult(
-        nodeid=safe_text(data.get("nodeid", "")),
-        outcome=str(data.get("outcome", "error")),
-        duration_s=float(data.get("duration_s") or 0.0),
-        message=safe_text(data.get("message") or ""),
-        traceback=safe_text(data.get("traceback") or ""),
-        stdout=safe_text(data.get("stdout") or ""),
-        stderr=safe_text(data.get("stderr") or ""),
-        rerun_outcomes=tuple(str(o) for o in data.get("rerun_outcomes") or ()),
-        exception=safe_text(data.get("exception") or ""),
-        path=safe_text(data.get("path") or ""),
-        line=line if isinstance(line, int) and not isinstance(line, bool) else None,
-        phases=tuple(p for p in data.get("phases") or () if isinstance(p, dict)),
-        start_s=_float_or_none(data.get("start_s")),
-        stop_s=_float_or_none(data.get("stop_s")),
-        worker=safe_text(data.get("worker") or ""),
-    )
-
-
-def fold_record(record: Record) -> list[TestResult]:
+def fold_record(record: Record) -> list[TestRow]:
     """One row per node id from the record's reports, in the order pytest reported them."""
-    by_node: dict[str, list[Phase]] = {}
+    by_node: dict[str, list[ReportedPhase]] = {}
     for phase in record.phases:
         by_node.setdefault(phase.nodeid, []).append(phase)
     return [_fold(nodeid, phases, record.started_t) for nodeid, phases in by_node.items()]
 
 
-def _fold(nodeid: str, phases: list[Phase], zero_t: float | None) -> TestResult:
+def _fold(nodeid: str, phases: list[ReportedPhase], zero_t: float | None) -> TestRow:
     ranked = [p for p in phases if _outcome(p) in _RANK]
     worst = max(ranked, key=lambda p: _RANK[_outcome(p)], default=None)
     outcome = _outcome(worst) if worst else "passed"
@@ -110,9 +51,9 @@ def _fold(nodeid: str, phases: list[Phase], zero_t: float | None) -> TestResult:
     lead = failing[0] if failing else worst
     starts = [p.start for p in phases if p.start is not None]
     stops = [p.stop for p in phases if p.stop is not None]
-    return TestResult(
+    return TestRow(
         nodeid=nodeid,
-        outcome=outcome,
+        outcome=Outcome(outcome),
         duration_s=round(sum(p.duration_s for p in phases), 6),
         message=lead.message if lead else "",
         traceback=_traceback(failing, worst),
@@ -122,9 +63,7 @@ def _fold(nodeid: str, phases: list[Phase], zero_t: float | None) -> TestResult:
         path=(lead or phases[0]).path,
         line=lead.line if lead else None,
         phases=tuple(
-            {"when": p.when, "category": p.category, "message": p.message}
-            for p in phases
-            if p.category and p.counted
+            Phase(p.when, p.category, p.message) for p in phases if p.category and p.counted
         ),
         start_s=_since(min(starts), zero_t) if starts else None,
         stop_s=_since(max(stops), zero_t) if stops else None,
@@ -132,12 +71,12 @@ def _fold(nodeid: str, phases: list[Phase], zero_t: float | None) -> TestResult:
     )
 
 
-def _outcome(phase: Phase) -> str:
+def _outcome(phase: ReportedPhase) -> str:
     # Plugins add categories ("subtests passed"); they rank as the outcome they end in.
     return phase.category.removeprefix("subtests ")
 
 
-def _traceback(failing: list[Phase], worst: Phase | None) -> str:
+def _traceback(failing: list[ReportedPhase], worst: ReportedPhase | None) -> str:
     if len(failing) == 1:
         return failing[0].longrepr
     if failing:
@@ -150,34 +89,27 @@ def _since(t: float, zero_t: float | None) -> float | None:
     return round(t - zero_t, 6) if zero_t is not None else None
 
 
-def not_run(nodeids: list[str], reason: str) -> list[TestResult]:
+def not_run(nodeids: list[str], reason: str) -> list[TestRow]:
     """Rows for tests pytest collected but never ran (after a crash, timeout or stop)."""
-    return [TestResult(n, "not_run", message=f"not run: {reason}") for n in nodeids]
+    return [TestRow(n, Outcome.NOT_RUN, message=f"not run: {reason}") for n in nodeids]
 
 
-def count_outcomes(results: list[TestResult]) -> dict[str, int]:
+def count_outcomes(rows: list[TestRow]) -> dict[str, int]:
     """Count as pytest's terminal summary does, plus flaky and not_run; every key present."""
-    counts = dict.fromkeys(OUTCOMES, 0)
-    for result in results:
-        if result.outcome in ("flaky", "not_run"):
-            counts[result.outcome] += 1
+    counts = dict.fromkeys((str(o) for o in Outcome), 0)
+    for row in rows:
+        if row.outcome in (Outcome.FLAKY, Outcome.NOT_RUN):
+            counts[row.outcome] += 1
             continue
-        for phase in result.phases:
-            if phase.get("category") in counts:
-                counts[phase["category"]] += 1
-    return {name: counts[name] for name in OUTCOMES}
+        for phase in row.phases:
+            if phase.category in counts:
+                counts[phase.category] += 1
+    return counts
 
 
-def mark_rerun(result: TestResult, outcomes: list[str]) -> TestResult:
-    """Return the result with its rerun outcomes; flaky if a rerun passed."""
-    passed = "passed" in outcomes
+def mark_rerun(row: TestRow, outcomes: list[str]) -> TestRow:
+    """Return the row with its rerun outcomes; flaky if a rerun passed."""
+    flaky = Outcome.PASSED in outcomes
     return replace(
-        result, rerun_outcomes=tuple(outcomes), outcome="flaky" if passed else result.outcome
+        row, rerun_outcomes=tuple(outcomes), outcome=Outcome.FLAKY if flaky else row.outcome
     )
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None

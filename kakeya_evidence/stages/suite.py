@@ -20,16 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from kakeya_evidence.errors import StageError
+from kakeya_evidence.report.schema import FAILING, TestRow
 from kakeya_evidence.stages.files import read_stage, write_stage
 from kakeya_evidence.stages.junit import write_junit
 from kakeya_evidence.stages.pytest_plugin import SHARD_ENV
 from kakeya_evidence.stages.pytest_run import MODEL_LOAD_FILE, PytestJob, PytestRun, run_pytest
-from kakeya_evidence.stages.results import (
-    FAILING,
-    TestResult,
-    count_outcomes,
-    mark_rerun,
-)
+from kakeya_evidence.stages.results import count_outcomes, mark_rerun
 
 __all__ = [
     "STAGE",
@@ -98,7 +94,7 @@ class SuiteOutcome:
 
     status: str
     reason: str
-    results: list[TestResult]
+    results: list[TestRow]
     counts: dict[str, int]
     pytest_wall_s: float
     duration_s: float
@@ -251,7 +247,7 @@ def _job(
 
 def _rerun_failures(
     config: SuiteConfig, first: PytestRun, work: Path, deadline: float
-) -> tuple[list[TestResult], list[dict[str, Any]], float, list[Any]]:
+) -> tuple[list[TestRow], list[dict[str, Any]], float, list[Any]]:
     results = first.results
     reruns: dict[str, list[str]] = {r.nodeid: [] for r in results if r.outcome in FAILING}
     runs: list[dict[str, Any]] = []

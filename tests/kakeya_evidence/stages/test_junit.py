@@ -6,8 +6,8 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from kakeya_evidence.report.schema import Outcome, TestRow
 from kakeya_evidence.stages.junit import junit_names, write_junit
-from kakeya_evidence.stages.results import TestResult
 from kakeya_evidence.stages.textsafe import safe_text
 
 
@@ -23,12 +23,12 @@ def test_every_outcome_is_written_and_parses(tmp_path: Path):
     name = os.fsdecode(b"report-\xff.txt")
     odd = safe_text(f"cannot open {name} \x1b[31m\ufffe")
     rows = [
-        TestResult("t.py::ok", "passed", 0.5, stdout="out"),
-        TestResult("t.py::bad", "failed", 1.0, odd, "trace " + odd),
-        TestResult("t.py::boom", "error", 0.0, "crashed: killed"),
-        TestResult("t.py::skip", "skipped", message="no GPU"),
-        TestResult("t.py::xf", "xfailed", message="known bug"),
-        TestResult("t.py::never", "not_run", message="not run: pytest crashed"),
+        TestRow("t.py::ok", Outcome.PASSED, 0.5, stdout="out"),
+        TestRow("t.py::bad", Outcome.FAILED, 1.0, odd, traceback="trace " + odd),
+        TestRow("t.py::boom", Outcome.ERROR, 0.0, "crashed: killed"),
+        TestRow("t.py::skip", Outcome.SKIPPED, message="no GPU"),
+        TestRow("t.py::xf", Outcome.XFAILED, message="known bug"),
+        TestRow("t.py::never", Outcome.NOT_RUN, message="not run: pytest crashed"),
     ]
     path = write_junit(rows, tmp_path / "junit.xml")
     suite = ET.parse(path).getroot().find("testsuite")

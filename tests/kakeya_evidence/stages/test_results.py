@@ -5,16 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kakeya_evidence.report.schema import Outcome, Phase, TestRow
 from kakeya_evidence.stages.record import parse_record
-from kakeya_evidence.stages.results import (
-    TestResult,
-    count_outcomes,
-    fold_record,
-    mark_rerun,
-    module_of,
-    not_run,
-    result_from_dict,
-)
+from kakeya_evidence.stages.results import count_outcomes, fold_record, mark_rerun, not_run
 
 
 def _report(nodeid: str, when: str, category: str, **extra) -> dict:
@@ -108,7 +101,7 @@ def test_a_failure_then_a_teardown_error_keeps_both_phases_and_counts_both(tmp_p
     assert (row.exception, row.line) == ("AssertionError", 7)
     assert "call traceback" in row.traceback and "teardown traceback" in row.traceback
     assert row.stdout == "setup out\ncall out\n"
-    assert [p["when"] for p in row.phases] == ["call", "teardown"]
+    assert [p.when for p in row.phases] == ["call", "teardown"]
     counts = count_outcomes([row])
     assert (counts["failed"], counts["error"]) == (1, 1)
 
@@ -146,7 +139,7 @@ def test_counts_follow_pytests_categories_and_have_every_key(tmp_path: Path):
 
 
 def test_a_rerun_pass_is_flaky_and_counts_instead_of_its_failure():
-    failing = TestResult("t.py::x", "failed", phases=({"when": "call", "category": "failed"},))
+    failing = TestRow("t.py::x", Outcome.FAILED, phases=(Phase("call", "failed"),))
     flaky = mark_rerun(failing, ["failed", "passed"])
     still = mark_rerun(failing, ["failed"])
     assert flaky.outcome == "flaky" and flaky.rerun_outcomes == ("failed", "passed")
@@ -154,28 +147,21 @@ def test_a_rerun_pass_is_flaky_and_counts_instead_of_its_failure():
     assert (counts["flaky"], counts["failed"]) == (1, 1)
 
 
-def test_rows_round_trip_through_dicts_and_old_rows_still_read():
-    row = TestResult(
-        "tests/x/test_a.py::test_b",
-        "failed",
-        1.5,
-        "AssertionError: no",
-        exception="AssertionError",
-        path="tests/x/test_a.py",
-        line=3,
-        phases=({"when": "call", "category": "failed", "message": "AssertionError: no"},),
-        start_s=0.25,
-        stop_s=1.75,
-        worker="gw1",
-    )
+def test_folded_rows_round_trip_through_the_stage_file(tmp_path: Path):
+    events = [
+        _report(
+            "tests/x/test_a.py::test_b",
+            "call",
+            "failed",
+            message="AssertionError: no",
+            exception="AssertionError",
+            path="tests/x/test_a.py",
+            line=3,
+            start=100.25,
+            stop=101.75,
+        )
+    ]
+    [row] = fold_record(parse_record(_write(tmp_path / "r.jsonl", events)))
     data = json.loads(json.dumps(row.to_dict()))
-    assert data["module"] == "tests/x/test_a.py"
-    assert result_from_dict(data) == row
-    old = result_from_dict({"nodeid": "t.py::a", "outcome": "passed", "duration_s": 1})
-    assert (old.path, old.line, old.phases, old.worker) == ("", None, (), "")
-
-
-def test_module_is_the_file_part_of_the_node_id():
-    assert (
-        module_of("tests/integration/test_x.py::TestA::test_b[1]") == "tests/integration/test_x.py"
-    )
+    assert data["module"] == "tests/x/test_a.py" and data["phases"][0]["category"] == "failed"
+    assert TestRow.from_dict(data) == row

@@ -77,7 +77,7 @@ def test_counts_equal_pytests_own_summary_for_every_outcome(fixture_suite, plain
     rows = {r.nodeid: r for r in outcome.results}
     both = rows["test_counts.py::test_fails_then_teardown_errors"]
     assert both.message == "AssertionError: the call's own assertion"
-    assert [(p["when"], p["category"]) for p in both.phases] == [
+    assert [(p.when, p.category) for p in both.phases] == [
         ("call", "failed"),
         ("teardown", "error"),
     ]
