@@ -8,10 +8,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2_grpc as pb_grpc
 from kakeya.errors import from_rpc_error
 from kakeya.session import AsyncSession, CallOptions, Session, SessionInfo
+from kakeya.v1 import runtime_pb2 as pb
+from kakeya.v1 import runtime_pb2_grpc as pb_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024

@@ -20,8 +20,8 @@ from typing import Any
 
 import grpc
 
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
 from kakeya.errors import KakeyaError, SessionClosedError, SessionNotFoundError, from_rpc_error
+from kakeya.v1 import runtime_pb2 as pb
 
 
 class StopReason(enum.Enum):

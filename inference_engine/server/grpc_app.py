@@ -22,7 +22,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from inference_engine.config import StoreConfig, WhenFull
 from inference_engine.errors import InvalidArgument, RuntimeFault, Unauthenticated
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
 from inference_engine.server.auth import AUTH_HEADER, authorized, metadata_value
 from inference_engine.server.config import ServerConfig
 from inference_engine.server.errors import grpc_status, internal_fault
@@ -35,6 +34,7 @@ from inference_engine.session.events import (
     TokenEvent,
     TruncationEvent,
 )
+from kakeya.v1 import runtime_pb2 as pb
 
 SERVICE_NAME = "kakeya.v1.RuntimeService"
 SURFACE = "grpc"

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import kakeya
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2
+from kakeya.v1 import runtime_pb2
 
 PROMPT = list(range(10, 40))
 

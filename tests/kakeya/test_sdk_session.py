@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
 from kakeya import RuntimeUnavailableError, SessionClosedError, SessionNotFoundError, StopReason
 from kakeya.session import CallOptions, Generation, Session
+from kakeya.v1 import runtime_pb2 as pb
 
 
 class NoRpcStub:

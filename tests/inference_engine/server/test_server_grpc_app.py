@@ -12,8 +12,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inference_engine import errors as core
 from inference_engine.config import StoreConfig, WhenFull
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2_grpc as pb_grpc
 from inference_engine.server import grpc_app
 from inference_engine.server.config import ServerConfig
 from inference_engine.server.errors import INTERNAL_MESSAGE
@@ -25,6 +23,8 @@ from inference_engine.session.events import (
     TokenEvent,
     TruncationEvent,
 )
+from kakeya.v1 import runtime_pb2 as pb
+from kakeya.v1 import runtime_pb2_grpc as pb_grpc
 
 SERVICE = "/kakeya.v1.RuntimeService/"
 
