@@ -71,6 +71,25 @@ def event_to_proto(event: Event) -> pb.GenerateEvent:
     raise TypeError(f"unknown event type {type(event).__name__}")
 
 
+def batch_to_protos(events: list[Event]) -> list[pb.GenerateEvent]:
+    """Events that were ready together as messages: each run of consecutive tokens becomes
+    one `TokenBatchEvent`; truncation and done events stay messages of their own."""
+    messages: list[pb.GenerateEvent] = []
+    run: list[TokenEvent] = []
+    for event in [*events, None]:
+        if isinstance(event, TokenEvent):
+            run.append(event)
+            continue
+        if run:
+            ids = [token.token_id for token in run]
+            batch = pb.TokenBatchEvent(token_ids=ids, first_index=run[0].index)
+            messages.append(pb.GenerateEvent(tokens=batch))
+            run = []
+        if event is not None:
+            messages.append(event_to_proto(event))
+    return messages
+
+
 def done_to_proto(event: DoneEvent) -> pb.DoneEvent:
     return pb.DoneEvent(
         stop_reason=STOP_REASON_TO_PROTO[event.stop_reason],
@@ -156,12 +175,21 @@ class RuntimeService:
         return pb.CancelGenerateResponse(was_running=was_running)
 
     async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateEvent]:
-        """Streams the engine's events. A client cancel cancels this task, and closing the
-        engine's stream (aclosing) stops the model work and frees the slot."""
-        events = self._engine.agenerate(request.session_id, params_from_proto(request))
-        async with contextlib.aclosing(events):
-            async for event in events:
-                yield event_to_proto(event)
+        """Streams the engine's events: one message per event, or (`batch_tokens`) the
+        tokens that are ready together in one message. A client cancel cancels this task,
+        and closing the engine's stream (aclosing) stops the model work and frees the slot."""
+        params = params_from_proto(request)
+        if not request.batch_tokens:
+            events = self._engine.agenerate(request.session_id, params)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event_to_proto(event)
+            return
+        batches = self._engine.agenerate_batches(request.session_id, params)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                for message in batch_to_protos(batch):
+                    yield message
 
 
 # --- the guard every call passes ----------------------------------------------------------

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kakeya/v1/runtime.proto\x12\tkakeya.v1\"<\n\x14\x43reateSessionRequest\x12\x15\n\reos_token_ids\x18\x01 \x03(\x03\x12\r\n\x05label\x18\x02 \x01(\t\"@\n\x15\x43reateSessionResponse\x12\'\n\x07session\x18\x01 \x01(\x0b\x32\x16.kakeya.v1.SessionInfo\"<\n\x13\x41ppendTokensRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\x03\".\n\x14\x41ppendTokensResponse\x12\x16\n\x0ehistory_tokens\x18\x01 \x01(\x03\"\x97\x01\n\x0fGenerateRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nmax_tokens\x18\x02 \x01(\x03\x12\x13\n\x0btemperature\x18\x03 \x01(\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05top_k\x18\x05 \x01(\x03\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x01\x88\x01\x01\x42\x08\n\x06_top_pB\x07\n\x05_seed\"-\n\nTokenEvent\x12\x10\n\x08token_id\x18\x01 \x01(\x03\x12\r\n\x05index\x18\x02 \x01(\x03\"@\n\x0fTruncationEvent\x12\x16\n\x0e\x64ropped_tokens\x18\x01 \x01(\x03\x12\x15\n\rcached_tokens\x18\x02 \x01(\x03\"\xa5\x01\n\tDoneEvent\x12*\n\x0bstop_reason\x18\x01 \x01(\x0e\x32\x15.kakeya.v1.StopReason\x12\x18\n\x10generated_tokens\x18\x02 \x01(\x03\x12\x16\n\x0eprefill_tokens\x18\x03 \x01(\x03\x12\x11\n\tprefill_s\x18\x04 \x01(\x01\x12\x0f\n\x07total_s\x18\x05 \x01(\x01\x12\x16\n\x0ehistory_tokens\x18\x06 \x01(\x03\"\x98\x01\n\rGenerateEvent\x12&\n\x05token\x18\x01 \x01(\x0b\x32\x15.kakeya.v1.TokenEventH\x00\x12\x30\n\ntruncation\x18\x02 \x01(\x0b\x32\x1a.kakeya.v1.TruncationEventH\x00\x12$\n\x04\x64one\x18\x03 \x01(\x0b\x32\x14.kakeya.v1.DoneEventH\x00\x42\x07\n\x05\x65vent\"+\n\x15\x43\x61ncelGenerateRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"-\n\x16\x43\x61ncelGenerateResponse\x12\x13\n\x0bwas_running\x18\x01 \x01(\x08\")\n\x13\x43loseSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x16\n\x14\x43loseSessionResponse\"+\n\x15GetSessionInfoRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xbe\x02\n\x0bSessionInfo\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x15\n\reos_token_ids\x18\x03 \x03(\x03\x12\x16\n\x0ehistory_tokens\x18\x04 \x01(\x03\x12\x15\n\rcached_tokens\x18\x05 \x01(\x03\x12\x16\n\x0e\x64ropped_tokens\x18\x06 \x01(\x03\x12\x15\n\rkv_live_bytes\x18\x07 \x01(\x03\x12\x16\n\x0ekv_bound_bytes\x18\x08 \x01(\x03\x12\x0e\n\x06idle_s\x18\t \x01(\x01\x12\x18\n\x10invariant_checks\x18\n \x01(\x03\x12\x12\n\ngenerating\x18\x0c \x01(\x08\x12%\n\x06server\x18\r \x01(\x0b\x32\x15.kakeya.v1.ServerInfoJ\x04\x08\x0b\x10\x0cR\x14invariant_violations\"J\n\nServerInfo\x12\x14\n\x0cmax_sessions\x18\x01 \x01(\x03\x12&\n\twhen_full\x18\x02 \x01(\x0e\x32\x13.kakeya.v1.WhenFull*\x8f\x01\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16STOP_REASON_MAX_TOKENS\x10\x01\x12\x13\n\x0fSTOP_REASON_EOS\x10\x02\x12\x19\n\x15STOP_REASON_CANCELLED\x10\x03\x12\x18\n\x14STOP_REASON_SHUTDOWN\x10\x04*U\n\x08WhenFull\x12\x19\n\x15WHEN_FULL_UNSPECIFIED\x10\x00\x12\x14\n\x10WHEN_FULL_REJECT\x10\x01\x12\x18\n\x14WHEN_FULL_EVICT_IDLE\x10\x02\x32\xed\x03\n\x0eRuntimeService\x12R\n\rCreateSession\x12\x1f.kakeya.v1.CreateSessionRequest\x1a .kakeya.v1.CreateSessionResponse\x12O\n\x0c\x41ppendTokens\x12\x1e.kakeya.v1.AppendTokensRequest\x1a\x1f.kakeya.v1.AppendTokensResponse\x12\x42\n\x08Generate\x12\x1a.kakeya.v1.GenerateRequest\x1a\x18.kakeya.v1.GenerateEvent0\x01\x12U\n\x0e\x43\x61ncelGenerate\x12 .kakeya.v1.CancelGenerateRequest\x1a!.kakeya.v1.CancelGenerateResponse\x12O\n\x0c\x43loseSession\x12\x1e.kakeya.v1.CloseSessionRequest\x1a\x1f.kakeya.v1.CloseSessionResponse\x12J\n\x0eGetSessionInfo\x12 .kakeya.v1.GetSessionInfoRequest\x1a\x16.kakeya.v1.SessionInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17kakeya/v1/runtime.proto\x12\tkakeya.v1\"<\n\x14\x43reateSessionRequest\x12\x15\n\reos_token_ids\x18\x01 \x03(\x03\x12\r\n\x05label\x18\x02 \x01(\t\"@\n\x15\x43reateSessionResponse\x12\'\n\x07session\x18\x01 \x01(\x0b\x32\x16.kakeya.v1.SessionInfo\"<\n\x13\x41ppendTokensRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\ttoken_ids\x18\x02 \x03(\x03\".\n\x14\x41ppendTokensResponse\x12\x16\n\x0ehistory_tokens\x18\x01 \x01(\x03\"\xad\x01\n\x0fGenerateRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nmax_tokens\x18\x02 \x01(\x03\x12\x13\n\x0btemperature\x18\x03 \x01(\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05top_k\x18\x05 \x01(\x03\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x14\n\x0c\x62\x61tch_tokens\x18\x07 \x01(\x08\x42\x08\n\x06_top_pB\x07\n\x05_seed\"-\n\nTokenEvent\x12\x10\n\x08token_id\x18\x01 \x01(\x03\x12\r\n\x05index\x18\x02 \x01(\x03\"9\n\x0fTokenBatchEvent\x12\x11\n\ttoken_ids\x18\x01 \x03(\x03\x12\x13\n\x0b\x66irst_index\x18\x02 \x01(\x03\"@\n\x0fTruncationEvent\x12\x16\n\x0e\x64ropped_tokens\x18\x01 \x01(\x03\x12\x15\n\rcached_tokens\x18\x02 \x01(\x03\"\xa5\x01\n\tDoneEvent\x12*\n\x0bstop_reason\x18\x01 \x01(\x0e\x32\x15.kakeya.v1.StopReason\x12\x18\n\x10generated_tokens\x18\x02 \x01(\x03\x12\x16\n\x0eprefill_tokens\x18\x03 \x01(\x03\x12\x11\n\tprefill_s\x18\x04 \x01(\x01\x12\x0f\n\x07total_s\x18\x05 \x01(\x01\x12\x16\n\x0ehistory_tokens\x18\x06 \x01(\x03\"\xc6\x01\n\rGenerateEvent\x12&\n\x05token\x18\x01 \x01(\x0b\x32\x15.kakeya.v1.TokenEventH\x00\x12\x30\n\ntruncation\x18\x02 \x01(\x0b\x32\x1a.kakeya.v1.TruncationEventH\x00\x12$\n\x04\x64one\x18\x03 \x01(\x0b\x32\x14.kakeya.v1.DoneEventH\x00\x12,\n\x06tokens\x18\x04 \x01(\x0b\x32\x1a.kakeya.v1.TokenBatchEventH\x00\x42\x07\n\x05\x65vent\"+\n\x15\x43\x61ncelGenerateRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"-\n\x16\x43\x61ncelGenerateResponse\x12\x13\n\x0bwas_running\x18\x01 \x01(\x08\")\n\x13\x43loseSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x16\n\x14\x43loseSessionResponse\"+\n\x15GetSessionInfoRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xbe\x02\n\x0bSessionInfo\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x15\n\reos_token_ids\x18\x03 \x03(\x03\x12\x16\n\x0ehistory_tokens\x18\x04 \x01(\x03\x12\x15\n\rcached_tokens\x18\x05 \x01(\x03\x12\x16\n\x0e\x64ropped_tokens\x18\x06 \x01(\x03\x12\x15\n\rkv_live_bytes\x18\x07 \x01(\x03\x12\x16\n\x0ekv_bound_bytes\x18\x08 \x01(\x03\x12\x0e\n\x06idle_s\x18\t \x01(\x01\x12\x18\n\x10invariant_checks\x18\n \x01(\x03\x12\x12\n\ngenerating\x18\x0c \x01(\x08\x12%\n\x06server\x18\r \x01(\x0b\x32\x15.kakeya.v1.ServerInfoJ\x04\x08\x0b\x10\x0cR\x14invariant_violations\"J\n\nServerInfo\x12\x14\n\x0cmax_sessions\x18\x01 \x01(\x03\x12&\n\twhen_full\x18\x02 \x01(\x0e\x32\x13.kakeya.v1.WhenFull*\x8f\x01\n\nStopReason\x12\x1b\n\x17STOP_REASON_UNSPECIFIED\x10\x00\x12\x1a\n\x16STOP_REASON_MAX_TOKENS\x10\x01\x12\x13\n\x0fSTOP_REASON_EOS\x10\x02\x12\x19\n\x15STOP_REASON_CANCELLED\x10\x03\x12\x18\n\x14STOP_REASON_SHUTDOWN\x10\x04*U\n\x08WhenFull\x12\x19\n\x15WHEN_FULL_UNSPECIFIED\x10\x00\x12\x14\n\x10WHEN_FULL_REJECT\x10\x01\x12\x18\n\x14WHEN_FULL_EVICT_IDLE\x10\x02\x32\xed\x03\n\x0eRuntimeService\x12R\n\rCreateSession\x12\x1f.kakeya.v1.CreateSessionRequest\x1a .kakeya.v1.CreateSessionResponse\x12O\n\x0c\x41ppendTokens\x12\x1e.kakeya.v1.AppendTokensRequest\x1a\x1f.kakeya.v1.AppendTokensResponse\x12\x42\n\x08Generate\x12\x1a.kakeya.v1.GenerateRequest\x1a\x18.kakeya.v1.GenerateEvent0\x01\x12U\n\x0e\x43\x61ncelGenerate\x12 .kakeya.v1.CancelGenerateRequest\x1a!.kakeya.v1.CancelGenerateResponse\x12O\n\x0c\x43loseSession\x12\x1e.kakeya.v1.CloseSessionRequest\x1a\x1f.kakeya.v1.CloseSessionResponse\x12J\n\x0eGetSessionInfo\x12 .kakeya.v1.GetSessionInfoRequest\x1a\x16.kakeya.v1.SessionInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kakeya.v1.runtime_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STOPREASON']._serialized_start=1468
-  _globals['_STOPREASON']._serialized_end=1611
-  _globals['_WHENFULL']._serialized_start=1613
-  _globals['_WHENFULL']._serialized_end=1698
+  _globals['_STOPREASON']._serialized_start=1595
+  _globals['_STOPREASON']._serialized_end=1738
+  _globals['_WHENFULL']._serialized_start=1740
+  _globals['_WHENFULL']._serialized_end=1825
   _globals['_CREATESESSIONREQUEST']._serialized_start=38
   _globals['_CREATESESSIONREQUEST']._serialized_end=98
   _globals['_CREATESESSIONRESPONSE']._serialized_start=100
@@ -44,29 +44,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPENDTOKENSRESPONSE']._serialized_start=228
   _globals['_APPENDTOKENSRESPONSE']._serialized_end=274
   _globals['_GENERATEREQUEST']._serialized_start=277
-  _globals['_GENERATEREQUEST']._serialized_end=428
-  _globals['_TOKENEVENT']._serialized_start=430
-  _globals['_TOKENEVENT']._serialized_end=475
-  _globals['_TRUNCATIONEVENT']._serialized_start=477
-  _globals['_TRUNCATIONEVENT']._serialized_end=541
-  _globals['_DONEEVENT']._serialized_start=544
-  _globals['_DONEEVENT']._serialized_end=709
-  _globals['_GENERATEEVENT']._serialized_start=712
-  _globals['_GENERATEEVENT']._serialized_end=864
-  _globals['_CANCELGENERATEREQUEST']._serialized_start=866
-  _globals['_CANCELGENERATEREQUEST']._serialized_end=909
-  _globals['_CANCELGENERATERESPONSE']._serialized_start=911
-  _globals['_CANCELGENERATERESPONSE']._serialized_end=956
-  _globals['_CLOSESESSIONREQUEST']._serialized_start=958
-  _globals['_CLOSESESSIONREQUEST']._serialized_end=999
-  _globals['_CLOSESESSIONRESPONSE']._serialized_start=1001
-  _globals['_CLOSESESSIONRESPONSE']._serialized_end=1023
-  _globals['_GETSESSIONINFOREQUEST']._serialized_start=1025
-  _globals['_GETSESSIONINFOREQUEST']._serialized_end=1068
-  _globals['_SESSIONINFO']._serialized_start=1071
-  _globals['_SESSIONINFO']._serialized_end=1389
-  _globals['_SERVERINFO']._serialized_start=1391
-  _globals['_SERVERINFO']._serialized_end=1465
-  _globals['_RUNTIMESERVICE']._serialized_start=1701
-  _globals['_RUNTIMESERVICE']._serialized_end=2194
+  _globals['_GENERATEREQUEST']._serialized_end=450
+  _globals['_TOKENEVENT']._serialized_start=452
+  _globals['_TOKENEVENT']._serialized_end=497
+  _globals['_TOKENBATCHEVENT']._serialized_start=499
+  _globals['_TOKENBATCHEVENT']._serialized_end=556
+  _globals['_TRUNCATIONEVENT']._serialized_start=558
+  _globals['_TRUNCATIONEVENT']._serialized_end=622
+  _globals['_DONEEVENT']._serialized_start=625
+  _globals['_DONEEVENT']._serialized_end=790
+  _globals['_GENERATEEVENT']._serialized_start=793
+  _globals['_GENERATEEVENT']._serialized_end=991
+  _globals['_CANCELGENERATEREQUEST']._serialized_start=993
+  _globals['_CANCELGENERATEREQUEST']._serialized_end=1036
+  _globals['_CANCELGENERATERESPONSE']._serialized_start=1038
+  _globals['_CANCELGENERATERESPONSE']._serialized_end=1083
+  _globals['_CLOSESESSIONREQUEST']._serialized_start=1085
+  _globals['_CLOSESESSIONREQUEST']._serialized_end=1126
+  _globals['_CLOSESESSIONRESPONSE']._serialized_start=1128
+  _globals['_CLOSESESSIONRESPONSE']._serialized_end=1150
+  _globals['_GETSESSIONINFOREQUEST']._serialized_start=1152
+  _globals['_GETSESSIONINFOREQUEST']._serialized_end=1195
+  _globals['_SESSIONINFO']._serialized_start=1198
+  _globals['_SESSIONINFO']._serialized_end=1516
+  _globals['_SERVERINFO']._serialized_start=1518
+  _globals['_SERVERINFO']._serialized_end=1592
+  _globals['_RUNTIMESERVICE']._serialized_start=1828
+  _globals['_RUNTIMESERVICE']._serialized_end=2321
 # @@protoc_insertion_point(module_scope)

@@ -171,6 +171,7 @@ class GenerateRequest(_message.Message):
     TOP_P_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
+    BATCH_TOKENS_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     max_tokens: _builtins.int
     temperature: _builtins.float
@@ -181,6 +182,12 @@ class GenerateRequest(_message.Message):
     """0 means no top-k filtering."""
     seed: _builtins.int
     """Unset means unseeded sampling; greedy ignores it."""
+    batch_tokens: _builtins.bool
+    """Opt-in: tokens that are ready together (the model ran ahead of this stream) come as
+    one TokenBatchEvent, so a fast stream costs fewer messages. No token waits for a
+    batch to fill. Unset or false: one TokenEvent per token, as clients that predate the
+    field expect (they would skip a message kind they do not know).
+    """
     def __init__(
         self,
         *,
@@ -190,10 +197,11 @@ class GenerateRequest(_message.Message):
         top_p: _builtins.float | None = ...,
         top_k: _builtins.int = ...,
         seed: _builtins.int | None = ...,
+        batch_tokens: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_top_p", b"_top_p", "seed", b"seed", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_top_p", b"_top_p", "max_tokens", b"max_tokens", "seed", b"seed", "session_id", b"session_id", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "_top_p", b"_top_p", "batch_tokens", b"batch_tokens", "max_tokens", b"max_tokens", "seed", b"seed", "session_id", b"session_id", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
@@ -228,6 +236,34 @@ class TokenEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TokenEvent: _TypeAlias = TokenEvent  # noqa: Y015
+
+@_typing.final
+class TokenBatchEvent(_message.Message):
+    """Consecutive generated tokens in one message (requests with batch_tokens only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_IDS_FIELD_NUMBER: _builtins.int
+    FIRST_INDEX_FIELD_NUMBER: _builtins.int
+    first_index: _builtins.int
+    """0-based position of token_ids[0] among this call's generated tokens."""
+    @_builtins.property
+    def token_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """In generation order; never empty."""
+
+    def __init__(
+        self,
+        *,
+        token_ids: _abc.Iterable[_builtins.int] | None = ...,
+        first_index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_index", b"first_index", "token_ids", b"token_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokenBatchEvent: _TypeAlias = TokenBatchEvent  # noqa: Y015
 
 @_typing.final
 class TruncationEvent(_message.Message):
@@ -294,24 +330,28 @@ class GenerateEvent(_message.Message):
     TOKEN_FIELD_NUMBER: _builtins.int
     TRUNCATION_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def token(self) -> Global___TokenEvent: ...
     @_builtins.property
     def truncation(self) -> Global___TruncationEvent: ...
     @_builtins.property
     def done(self) -> Global___DoneEvent: ...
+    @_builtins.property
+    def tokens(self) -> Global___TokenBatchEvent: ...
     def __init__(
         self,
         *,
         token: Global___TokenEvent | None = ...,
         truncation: Global___TruncationEvent | None = ...,
         done: Global___DoneEvent | None = ...,
+        tokens: Global___TokenBatchEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "event", b"event", "token", b"token", "truncation", b"truncation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "event", b"event", "token", b"token", "tokens", b"tokens", "truncation", b"truncation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "event", b"event", "token", b"token", "truncation", b"truncation"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "event", b"event", "token", b"token", "tokens", b"tokens", "truncation", b"truncation"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["token", "truncation", "done"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["token", "truncation", "done", "tokens"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

@@ -41,8 +41,9 @@ class RuntimeServiceStub:
     AppendTokens: _grpc.UnaryUnaryMultiCallable[_runtime_pb2.AppendTokensRequest, _runtime_pb2.AppendTokensResponse]
     """Appends raw token ids to a session's history; returns the new length."""
     Generate: _grpc.UnaryStreamMultiCallable[_runtime_pb2.GenerateRequest, _runtime_pb2.GenerateEvent]
-    """Streams: at most one truncation event (first), one token event per token,
-    then exactly one done event. Cancelling the call stops generation.
+    """Streams: at most one truncation event (first), the generated tokens (one token
+    event per token; token batches instead when the request sets batch_tokens), then
+    exactly one done event. Cancelling the call stops generation.
     """
     CancelGenerate: _grpc.UnaryUnaryMultiCallable[_runtime_pb2.CancelGenerateRequest, _runtime_pb2.CancelGenerateResponse]
     """Stops the session's running Generate and returns once it has ended: its stream
@@ -61,8 +62,9 @@ class RuntimeServiceAsyncStub(RuntimeServiceStub):
     AppendTokens: _aio.UnaryUnaryMultiCallable[_runtime_pb2.AppendTokensRequest, _runtime_pb2.AppendTokensResponse]  # type: ignore[assignment]
     """Appends raw token ids to a session's history; returns the new length."""
     Generate: _aio.UnaryStreamMultiCallable[_runtime_pb2.GenerateRequest, _runtime_pb2.GenerateEvent]  # type: ignore[assignment]
-    """Streams: at most one truncation event (first), one token event per token,
-    then exactly one done event. Cancelling the call stops generation.
+    """Streams: at most one truncation event (first), the generated tokens (one token
+    event per token; token batches instead when the request sets batch_tokens), then
+    exactly one done event. Cancelling the call stops generation.
     """
     CancelGenerate: _aio.UnaryUnaryMultiCallable[_runtime_pb2.CancelGenerateRequest, _runtime_pb2.CancelGenerateResponse]  # type: ignore[assignment]
     """Stops the session's running Generate and returns once it has ended: its stream
@@ -96,8 +98,9 @@ class RuntimeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _runtime_pb2.GenerateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_runtime_pb2.GenerateEvent], _abc.AsyncIterator[_runtime_pb2.GenerateEvent]]:
-        """Streams: at most one truncation event (first), one token event per token,
-        then exactly one done event. Cancelling the call stops generation.
+        """Streams: at most one truncation event (first), the generated tokens (one token
+        event per token; token batches instead when the request sets batch_tokens), then
+        exactly one done event. Cancelling the call stops generation.
         """
 
     @_abc_1.abstractmethod
