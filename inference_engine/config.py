@@ -64,11 +64,11 @@ class SchedulerConfig:
     `max_concurrent` is the decode batch: every step runs that many lanes (padding the
     unused ones), so a session's tokens never depend on which others share the step.
     A generation runs at most `max_unread_tokens` ahead of its reader, or
-    `max_unread_batched_tokens` when the reader takes the tokens that are ready in one
-    batch (a gRPC stream with `batch_tokens`): the tokens that pile up while it sends
-    one message go out together in the next. A call on a session
-    whose generate's client has gone waits up to `wind_down_s` for it to end; one whose
-    client still reads is refused after `abandon_grace_s` (a cancel may be on its way).
+    `max_unread_batched_tokens` when the reader takes all ready tokens at once (a gRPC
+    stream with `batch_tokens`: what piles up while it sends one message goes out in the
+    next). A call on a session whose generate's client has gone waits up to `wind_down_s`
+    for it to end; one whose client still reads is refused after `abandon_grace_s` (a
+    cancel may be on its way).
     """
 
     max_concurrent: int = 4
