@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="bearer token; visible in the process list, prefer --token-file or KAKEYA_TOKEN",
     )
+    serve.add_argument(
+        "--no-reflection",
+        action="store_true",
+        help="do not register gRPC server reflection (on by default: grpcurl, Postman and "
+        "Evans then list and call the service without the .proto)",
+    )
     serve.add_argument("--max-sessions", type=int, default=64)
     serve.add_argument(
         "--when-full",

@@ -1,4 +1,5 @@
-"""The gRPC surface: `RuntimeService` as a thin adapter over the engine, plus health.
+"""The gRPC surface: `RuntimeService` as a thin adapter over the engine, plus health and
+server reflection (grpcurl, Postman and Evans list and call the service without the .proto).
 
 Every RuntimeService call passes one guard, in this order: the bearer token (read from
 the call's metadata before the request bytes are touched), decoding (bytes that are not
@@ -19,6 +20,7 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from inference_engine.config import StoreConfig, WhenFull
 from inference_engine.errors import InvalidArgument, RuntimeFault, Unauthenticated
@@ -36,7 +38,11 @@ from inference_engine.session.events import (
 )
 from kakeya.v1 import runtime_pb2 as pb
 
-SERVICE_NAME = "kakeya.v1.RuntimeService"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RuntimeService"].full_name
+HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# What reflection lists; their files are in protobuf's default pool, which it reads, once
+# the generated modules above are imported.
+REFLECTED_SERVICES = (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME)
 SURFACE = "grpc"
 # Requests above this size are decoded on a worker thread, off the event loop.
 INLINE_DECODE_BYTES = 64 * 1024
@@ -288,7 +294,9 @@ def runtime_handler(engine: Any, token: str | None) -> grpc.GenericRpcHandler:
 
 
 def build_grpc_server(engine: Any, config: ServerConfig) -> tuple[grpc.aio.Server, int]:
-    """A grpc.aio server with RuntimeService and health, bound per `config` (not started).
+    """A grpc.aio server with RuntimeService, health and (unless `config.reflection` is off)
+    server reflection, bound per `config` (not started). Health and reflection answer
+    without the bearer token: they carry no session data.
 
     Returns:
         The server and the bound port (the real one when `config.grpc_port` is 0).
@@ -306,6 +314,8 @@ def build_grpc_server(engine: Any, config: ServerConfig) -> tuple[grpc.aio.Serve
     server.add_generic_rpc_handlers((runtime_handler(engine, config.token),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if config.reflection:
+        reflection.enable_server_reflection(REFLECTED_SERVICES, server)
     port = server.add_insecure_port(f"{config.host}:{config.grpc_port}")
     if port == 0:
         raise RuntimeError(f"could not bind gRPC to {config.host}:{config.grpc_port}")
