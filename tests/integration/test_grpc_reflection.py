@@ -118,3 +118,23 @@ def test_reflection_can_be_turned_off(make_engine) -> None:
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
         with kakeya.Client(server.grpc_address, timeout=60) as client:
             assert client.healthy()  # the rest serves as before
+
+
+def test_hostile_reflection_requests_fail_alone(runtime) -> None:
+    """Unknown symbols and files (a path among them) are not found; undecodable bytes fail
+    that call only; the server serves on."""
+    with grpc.insecure_channel(runtime.grpc_address) as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        for lookup, name in (
+            (database.FindFileContainingSymbol, "no.such.Symbol"),
+            (database.FindFileByName, "../../../etc/passwd"),
+            (database.FindFileByName, "kakeya/v1/runtime.proto\x00"),
+        ):
+            with pytest.raises(KeyError):
+                lookup(name)
+        raw = channel.stream_stream(f"/{REFLECTION}/ServerReflectionInfo")
+        with pytest.raises(grpc.RpcError):
+            list(raw(iter([b"\xff" * 64])))
+        assert database.FindFileByName("kakeya/v1/runtime.proto").package == "kakeya.v1"
+    with kakeya.Client(runtime.grpc_address, timeout=60) as client:
+        assert client.healthy()
