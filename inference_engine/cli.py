@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from inference_engine.config import DEFAULT_MODEL_ID, WhenFull
+from inference_engine.extras import missing_extra_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="bearer token; visible in the process list, prefer --token-file or KAKEYA_TOKEN",
     )
+    serve.add_argument(
+        "--no-reflection",
+        action="store_true",
+        help="do not register gRPC server reflection (on by default: grpcurl, Postman and "
+        "Evans then list and call the service without the .proto)",
+    )
     serve.add_argument("--max-sessions", type=int, default=64)
     serve.add_argument(
         "--when-full",
@@ -57,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs a command; exit 2 (naming the extra) when the runtime is not installed."""
+    problem = missing_extra_message("kakeya-runtime", "runtime")
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     if args.command == "prewarm":
         from inference_engine.models.prewarm import run_prewarm

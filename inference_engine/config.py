@@ -63,15 +63,19 @@ class SchedulerConfig:
 
     `max_concurrent` is the decode batch: every step runs that many lanes (padding the
     unused ones), so a session's tokens never depend on which others share the step.
-    A generation runs at most `max_unread_tokens` ahead of its reader. A call on a session
-    whose generate's client has gone waits up to `wind_down_s` for it to end; one whose
-    client still reads is refused after `abandon_grace_s` (a cancel may be on its way).
+    A generation runs at most `max_unread_tokens` ahead of its reader, or
+    `max_unread_batched_tokens` when the reader takes all ready tokens at once (a gRPC
+    stream with `batch_tokens`: what piles up while it sends one message goes out in the
+    next). A call on a session whose generate's client has gone waits up to `wind_down_s`
+    for it to end; one whose client still reads is refused after `abandon_grace_s` (a
+    cancel may be on its way).
     """
 
     max_concurrent: int = 4
     max_queue: int = 32
     queue_timeout_s: float = 30.0
     max_unread_tokens: int = 2
+    max_unread_batched_tokens: int = 16
     wind_down_s: float = 5.0
     abandon_grace_s: float = 0.5
 

@@ -9,6 +9,7 @@ one decode step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
@@ -103,9 +104,33 @@ class Engine:
     async def agenerate(self, session_id: str, params: GenerationParams) -> AsyncIterator[Event]:
         """The same stream for asyncio; errors surface at the first `__anext__`.
 
-        Leaving early (aclose, task cancellation, a vanished client) cancels the generation
-        and waits until it has left the decode loop, so its slot is free afterwards.
+        Each token counts as read when it is yielded. Leaving early (aclose, task
+        cancellation, a vanished client) cancels the generation and waits until it has left
+        the decode loop, so its slot is free afterwards.
         """
+        async with contextlib.aclosing(self._astream(session_id, params, drain=False)) as batches:
+            async for batch in batches:
+                yield batch[0]
+
+    async def agenerate_batches(
+        self, session_id: str, params: GenerationParams
+    ) -> AsyncIterator[list[Event]]:
+        """Like `agenerate`, but each item is every event that is ready when the consumer
+        asks (never empty; no event waits for others to arrive).
+
+        For a consumer with a cost per item (a network message): when the model runs ahead
+        of it, the tokens that piled up go out together. The tokens of a batch count as
+        read when it is yielded, so the decode loop runs on while the batch is sent.
+        """
+        async with contextlib.aclosing(self._astream(session_id, params, drain=True)) as batches:
+            async for batch in batches:
+                yield batch
+
+    async def _astream(
+        self, session_id: str, params: GenerationParams, drain: bool
+    ) -> AsyncIterator[list[Event]]:
+        """Admit the generation, then yield its events: one at a time, or (`drain`) all that
+        are ready at once. A job failure is raised after the events before it."""
         loop = asyncio.get_running_loop()
         items: asyncio.Queue[object] = asyncio.Queue()
         cancel = threading.Event()
@@ -117,18 +142,25 @@ class Engine:
                 cancel.set()
 
         try:
-            job = await _in_thread(self.coordinator.start, session_id, params, deliver, cancel)
+            s = self.config.scheduler
+            window = s.max_unread_batched_tokens if drain else s.max_unread_tokens
+            start = self.coordinator.start
+            job = await _in_thread(start, session_id, params, deliver, cancel, window)
         except asyncio.CancelledError:
             cancel.set()  # still queued: admission sees it and gives up
             self.coordinator.scheduler.wake()
             raise
         try:
-            while (item := await items.get()) is not STREAM_END:
-                if isinstance(item, Failure):
-                    raise item.error
-                if isinstance(item, TokenEvent):
-                    job.mark_consumed()
-                yield item  # type: ignore[misc]
+            end: object = None
+            while end is None:
+                batch, end = _take(items, [await items.get()], drain)
+                if batch:
+                    tokens = sum(isinstance(event, TokenEvent) for event in batch)
+                    if tokens:
+                        job.mark_consumed(tokens)
+                    yield batch
+            if isinstance(end, Failure):
+                raise end.error
         finally:
             await asyncio.shield(_wind_down(job, self.config.scheduler.wind_down_s))
 
@@ -159,6 +191,21 @@ async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
 
     threading.Thread(target=work, name="kakeya-admit", daemon=True).start()
     return await future
+
+
+def _take(
+    items: asyncio.Queue[object], taken: list[object], drain: bool
+) -> tuple[list[Event], object]:
+    """Split what was taken (plus, with `drain`, all that is queued) into the events before
+    the stream's end, and the end (`STREAM_END`, a `Failure`, or None: not yet)."""
+    while drain and not items.empty():
+        taken.append(items.get_nowait())
+    events: list[Event] = []
+    for item in taken:
+        if item is STREAM_END or isinstance(item, Failure):
+            return events, item  # nothing follows the end
+        events.append(item)  # type: ignore[arg-type]
+    return events, None
 
 
 async def _wind_down(job: Job, timeout_s: float) -> None:

@@ -7,7 +7,10 @@
             tokens = list(generation)
             print(generation.stop_reason, generation.generated_tokens)
 
-`kakeya.tokenization` holds opt-in chat-template helpers; `kakeya.errors` the typed errors.
+`kakeya.tokenization` holds opt-in chat-template helpers; `kakeya.errors` the typed errors;
+`kakeya.v1` the generated wire stubs (the runtime imports them from here). The SDK needs
+grpcio and protobuf only: `pip install kakeya` installs no torch, and importing it loads
+nothing of the runtime.
 """
 
 from __future__ import annotations
@@ -26,14 +29,8 @@ from kakeya.errors import (
     SessionNotFoundError,
     UnauthenticatedError,
 )
-from kakeya.session import (
-    AsyncGeneration,
-    AsyncSession,
-    Generation,
-    Session,
-    SessionInfo,
-    StopReason,
-)
+from kakeya.generation import AsyncGeneration, Generation, StopReason
+from kakeya.session import AsyncSession, ServerInfo, Session, SessionInfo, WhenFull
 
 __version__ = "0.1.0"
 
@@ -51,11 +48,13 @@ __all__ = [
     "KakeyaError",
     "ResourceExhaustedError",
     "RuntimeUnavailableError",
+    "ServerInfo",
     "Session",
     "SessionClosedError",
     "SessionInfo",
     "SessionNotFoundError",
     "StopReason",
     "UnauthenticatedError",
+    "WhenFull",
     "__version__",
 ]

@@ -8,10 +8,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2_grpc as pb_grpc
 from kakeya.errors import from_rpc_error
-from kakeya.session import AsyncSession, CallOptions, Session, SessionInfo
+from kakeya.session import AsyncSession, CallOptions, Session
+from kakeya.v1 import runtime_pb2 as pb
+from kakeya.v1 import runtime_pb2_grpc as pb_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -87,7 +87,8 @@ class Client:
             reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
         except grpc.RpcError:
             return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
+        serving: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
+        return serving
 
     def close(self) -> None:
         """Closes the channel (sessions stay on the server until closed or expired)."""
@@ -155,11 +156,12 @@ class AsyncClient:
             reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
         except grpc.RpcError:
             return False
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
+        serving: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
+        return serving
 
     async def close(self) -> None:
         """Closes the channel."""
-        await self._channel.close()
+        await self._channel.close(None)  # no grace: calls still running are cancelled
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -171,4 +173,4 @@ class AsyncClient:
         return f"AsyncClient({self.address!r})"
 
 
-__all__ = ["DEFAULT_ADDRESS", "AsyncClient", "Client", "SessionInfo"]
+__all__ = ["DEFAULT_ADDRESS", "AsyncClient", "Client"]

@@ -1,49 +1,66 @@
-"""Sessions and generations of the `kakeya` SDK, sync and async.
+"""Sessions of the `kakeya` SDK, sync and async, and the snapshot `info()` returns.
 
-A `Session` wraps one server-side session id; a `Generation` is one running Generate
-call: iterate it for token ids, then read its stop reason, counts and timings. Leaving
-the loop early (break, an exception, `cancel()`) stops the server-side generation and
-waits for the server to confirm: the generation then holds every token the server put
-into the history (`token_ids`, `generated_tokens`), also those generated after the break.
-A session stops its own still-open generation before its next call, so a chat UI's "stop,
-then send the next message" needs no sleep in between.
+A `Session` wraps one server-side session id; `generate` returns a `Generation`
+(`kakeya.generation`). A session stops its own still-open generation before its next call,
+so a chat UI's "stop, then send the next message" needs no sleep in between.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
-from kakeya.errors import KakeyaError, SessionClosedError, SessionNotFoundError, from_rpc_error
+from kakeya.errors import SessionClosedError, SessionNotFoundError, from_rpc_error
+from kakeya.generation import AsyncGeneration, Generation, StopReason, generate_request
+from kakeya.v1 import runtime_pb2 as pb
+from kakeya.v1 import runtime_pb2_grpc as pb_grpc
 
-
-class StopReason(enum.Enum):
-    """Why a generation ended."""
-
-    MAX_TOKENS = "MAX_TOKENS"
-    EOS = "EOS"
-    CANCELLED = "CANCELLED"  # this client cancelled, or the session was closed
-    SHUTDOWN = "SHUTDOWN"  # the server is shutting down
+Request = TypeVar("Request", bound=Message)
+Response = TypeVar("Response", bound=Message)
 
 
-_STOP_FROM_PROTO = {
-    pb.STOP_REASON_MAX_TOKENS: StopReason.MAX_TOKENS,
-    pb.STOP_REASON_EOS: StopReason.EOS,
-    pb.STOP_REASON_CANCELLED: StopReason.CANCELLED,
-    pb.STOP_REASON_SHUTDOWN: StopReason.SHUTDOWN,
+class WhenFull(enum.Enum):
+    """What the server's `CreateSession` does when its session store is full."""
+
+    REJECT = "REJECT"  # ResourceExhaustedError; no client loses a session to another
+    EVICT_IDLE = "EVICT_IDLE"  # the least recently used idle session is evicted
+
+
+_WHEN_FULL_FROM_PROTO: dict[int, WhenFull] = {
+    pb.WHEN_FULL_REJECT: WhenFull.REJECT,
+    pb.WHEN_FULL_EVICT_IDLE: WhenFull.EVICT_IDLE,
 }
 
 
 @dataclass(frozen=True)
+class ServerInfo:
+    """The server's limits and policies (the same in every session's info).
+
+    `when_full` is None for a policy this SDK does not know.
+    """
+
+    max_sessions: int
+    when_full: WhenFull | None
+
+    @classmethod
+    def from_proto(cls, msg: pb.ServerInfo) -> ServerInfo:
+        return cls(
+            max_sessions=msg.max_sessions, when_full=_WHEN_FULL_FROM_PROTO.get(msg.when_full)
+        )
+
+
+@dataclass(frozen=True)
 class SessionInfo:
-    """A snapshot of one session (the same fields as the wire's `SessionInfo`)."""
+    """A snapshot of one session (the same fields as the wire's `SessionInfo`).
+
+    `server` is None when the server predates that section.
+    """
 
     session_id: str
     label: str
@@ -56,6 +73,7 @@ class SessionInfo:
     idle_s: float
     invariant_checks: int
     generating: bool
+    server: ServerInfo | None = None
 
     @classmethod
     def from_proto(cls, msg: pb.SessionInfo) -> SessionInfo:
@@ -71,6 +89,7 @@ class SessionInfo:
             idle_s=msg.idle_s,
             invariant_checks=msg.invariant_checks,
             generating=msg.generating,
+            server=ServerInfo.from_proto(msg.server) if msg.HasField("server") else None,
         )
 
 
@@ -85,217 +104,8 @@ class CallOptions:
         return self.timeout_s if override is None else override
 
 
-def generate_request(
-    session_id: str,
-    max_tokens: int,
-    temperature: float,
-    top_p: float,
-    top_k: int,
-    seed: int | None,
-) -> pb.GenerateRequest:
-    request = pb.GenerateRequest(
-        session_id=session_id,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-    )
-    if seed is not None:
-        request.seed = seed
-    return request
-
-
-class _GenerationState:
-    """What a generation reports once it ends; filled in as events arrive."""
-
-    def __init__(self, call: Any) -> None:
-        self._call = call
-        self.token_ids: list[int] = []
-        self.stop_reason: StopReason | None = None
-        self.generated_tokens = 0
-        self.prefill_tokens = 0
-        self.prefill_s = 0.0
-        self.total_s = 0.0
-        self.history_tokens = 0
-        self.truncated_tokens = 0
-        self.cached_tokens: int | None = None
-        self.error: KakeyaError | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.stop_reason is not None
-
-    def _drain(self, was_running: bool) -> None:
-        """After a confirmed stop, read the rest of the stream up to its done event."""
-        if was_running or self._call.done():
-            for event in self._call:
-                self._apply(event)
-
-    def _cancel_call(self) -> None:
-        """Stop without the server's word (an old server, or the stream already broke)."""
-        if not self.done:
-            self.stop_reason = StopReason.CANCELLED
-            self.generated_tokens = len(self.token_ids)
-            if self._call is not None:
-                self._call.cancel()
-
-    def _apply(self, event: pb.GenerateEvent) -> int | None:
-        """Records one event; returns the token id for token events."""
-        kind = event.WhichOneof("event")
-        if kind == "token":
-            self.token_ids.append(event.token.token_id)
-            return event.token.token_id
-        if kind == "truncation":
-            self.truncated_tokens = event.truncation.dropped_tokens
-            self.cached_tokens = event.truncation.cached_tokens
-        elif kind == "done":
-            done = event.done
-            self.stop_reason = _STOP_FROM_PROTO.get(done.stop_reason, StopReason.CANCELLED)
-            self.generated_tokens = done.generated_tokens
-            self.prefill_tokens = done.prefill_tokens
-            self.prefill_s = done.prefill_s
-            self.total_s = done.total_s
-            self.history_tokens = done.history_tokens
-        return None
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(stop_reason={self.stop_reason}, "
-            f"generated_tokens={self.generated_tokens})"
-        )
-
-
-class Generation(_GenerationState):
-    """A running Generate call: iterate for token ids (once); read results afterwards.
-
-    Attributes (valid after the loop ends): `stop_reason`, `generated_tokens`,
-    `prefill_tokens`, `prefill_s`, `total_s`, `history_tokens`, `truncated_tokens`,
-    `token_ids`.
-    """
-
-    def __init__(self, call: Any, stop: Callable[[], Any]) -> None:
-        super().__init__(call)
-        self._stop = stop
-
-    def cancel(self) -> None:
-        """Stops the server-side generation and waits for its done event (no-op once done).
-
-        Afterwards `token_ids` and `generated_tokens` hold every token the server added to
-        the session's history, also those generated after the caller stopped reading.
-        """
-        if self.done:
-            return
-        try:
-            self._drain(self._stop().was_running)
-        except (grpc.RpcError, KakeyaError):
-            pass  # an old server without CancelGenerate, or the call is gone: cancel it
-        finally:
-            self._cancel_call()
-
-    def __iter__(self) -> Iterator[int]:
-        return self._events()
-
-    def _events(self) -> Iterator[int]:
-        try:
-            for event in self._call:
-                token_id = self._apply(event)
-                if token_id is not None:
-                    yield token_id
-        except grpc.RpcError as error:
-            self.error = from_rpc_error(error)
-            if not self.done:
-                raise self.error from None
-        finally:
-            if self.error is None:
-                self.cancel()  # left early: stop the server (no-op when done)
-
-    def __enter__(self) -> Generation:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cancel()
-
-
-class AsyncGeneration(_GenerationState):
-    """The asyncio twin of `Generation`: `async for token_id in generation`.
-
-    The Generate call starts at the first iteration, once the session's previous
-    generation (if still open) has been stopped and the server has confirmed it.
-    """
-
-    def __init__(
-        self,
-        start: Callable[[], Any],
-        stop: Callable[[], Awaitable[Any]],
-        previous: AsyncGeneration | None,
-    ) -> None:
-        super().__init__(None)
-        self._start = start
-        self._stop = stop
-        self._previous = previous
-        self._cancelling: asyncio.Lock | None = None
-
-    async def cancel(self) -> None:
-        """Stops the server-side generation and waits for its done event (no-op once done).
-
-        Safe to call twice at once (the session's next call and the garbage collector's
-        close of an abandoned `async for` may race): the second waits for the first.
-        """
-        self._cancelling = self._cancelling or asyncio.Lock()
-        async with self._cancelling:
-            if not self.done:
-                await self._stop_and_drain()
-
-    async def _stop_and_drain(self) -> None:
-        if self._call is None:  # never started: only the one before it may still run
-            previous, self._previous = self._previous, None
-            if previous is not None:
-                await previous.cancel()
-            self.stop_reason = StopReason.CANCELLED
-            return
-        try:
-            was_running = (await self._stop()).was_running
-            if was_running or self._call.done():
-                async for event in self._call:
-                    self._apply(event)
-        except (grpc.RpcError, KakeyaError):
-            pass
-        finally:
-            self._cancel_call()
-
-    def __aiter__(self) -> AsyncIterator[int]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[int]:
-        if self.done:
-            return
-        previous, self._previous = self._previous, None
-        if previous is not None:
-            await previous.cancel()
-        self._call = self._start()
-        try:
-            async for event in self._call:
-                token_id = self._apply(event)
-                if token_id is not None:
-                    yield token_id
-        except grpc.RpcError as error:
-            self.error = from_rpc_error(error)
-            if not self.done:
-                raise self.error from None
-        finally:
-            if self.error is None:
-                await self.cancel()
-
-    async def __aenter__(self) -> AsyncGeneration:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.cancel()
-
-
 class _SessionBase:
-    def __init__(self, stub: Any, session_id: str, options: CallOptions) -> None:
-        self._stub = stub
+    def __init__(self, session_id: str, options: CallOptions) -> None:
         self._options = options
         self.session_id = session_id
         self._closed = False
@@ -321,8 +131,11 @@ class _SessionBase:
 class Session(_SessionBase):
     """One server-side session; a context manager that closes it on exit."""
 
-    def __init__(self, stub: Any, session_id: str, options: CallOptions) -> None:
-        super().__init__(stub, session_id, options)
+    def __init__(
+        self, stub: pb_grpc.RuntimeServiceStub, session_id: str, options: CallOptions
+    ) -> None:
+        super().__init__(session_id, options)
+        self._stub = stub
         self._generation: Generation | None = None
 
     def append(self, token_ids: Iterable[int], *, timeout: float | None = None) -> int:
@@ -348,11 +161,15 @@ class Session(_SessionBase):
         top_k: int = 0,
         seed: int | None = None,
         timeout: float | None = None,
+        batch_tokens: bool = True,
     ) -> Generation:
         """Starts generating; iterate the result for token ids.
 
         The call starts at once; argument errors surface on the first iteration. A
-        generation of this object still open is stopped first.
+        generation of this object still open is stopped first. With `batch_tokens` (the
+        default) the server sends tokens that are ready together in one message, which
+        never delays a token; `False` asks for one message per token (the wire of older
+        SDKs, for comparisons).
 
         Raises:
             SessionClosedError: the session was closed by this object.
@@ -360,13 +177,16 @@ class Session(_SessionBase):
         """
         self._check_open()
         self._settle()
-        request = generate_request(self.session_id, max_tokens, temperature, top_p, top_k, seed)
+        request = generate_request(
+            self.session_id, max_tokens, temperature, top_p, top_k, seed, batch_tokens
+        )
         call = self._stub.Generate(request, **self._kwargs(timeout))
 
-        def stop() -> Any:
+        def stop() -> pb.CancelGenerateResponse:
             return self._unary(self._stub.CancelGenerate, self._cancel_request(), timeout)
 
-        self._generation = Generation(call, stop)
+        # grpc's call iterator is also a future (done, cancel); grpc-stubs types it narrower
+        self._generation = Generation(call, stop)  # type: ignore[arg-type]
         return self._generation
 
     def _settle(self) -> None:
@@ -393,7 +213,12 @@ class Session(_SessionBase):
         with contextlib.suppress(SessionNotFoundError):
             self._unary(self._stub.CloseSession, request, timeout)
 
-    def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+    def _unary(
+        self,
+        method: grpc.UnaryUnaryMultiCallable[Request, Response],
+        request: Request,
+        timeout: float | None,
+    ) -> Response:
         try:
             return method(request, **self._kwargs(timeout))
         except grpc.RpcError as error:
@@ -409,8 +234,11 @@ class Session(_SessionBase):
 class AsyncSession(_SessionBase):
     """The asyncio twin of `Session`; `async with` closes it."""
 
-    def __init__(self, stub: Any, session_id: str, options: CallOptions) -> None:
-        super().__init__(stub, session_id, options)
+    def __init__(
+        self, stub: pb_grpc.RuntimeServiceAsyncStub, session_id: str, options: CallOptions
+    ) -> None:
+        super().__init__(session_id, options)
+        self._stub = stub
         self._generation: AsyncGeneration | None = None
 
     async def append(self, token_ids: Iterable[int], *, timeout: float | None = None) -> int:
@@ -436,22 +264,26 @@ class AsyncSession(_SessionBase):
         top_k: int = 0,
         seed: int | None = None,
         timeout: float | None = None,
+        batch_tokens: bool = True,
     ) -> AsyncGeneration:
         """A generation; `async for` over it for token ids (the call starts then).
 
-        A generation of this object still open is stopped first.
+        A generation of this object still open is stopped first. `batch_tokens` as in
+        `Session.generate`.
 
         Raises:
             SessionClosedError: the session was closed by this object.
             KakeyaError: (while iterating) the typed error of the server's status.
         """
         self._check_open()
-        request = generate_request(self.session_id, max_tokens, temperature, top_p, top_k, seed)
+        request = generate_request(
+            self.session_id, max_tokens, temperature, top_p, top_k, seed, batch_tokens
+        )
 
-        def start() -> Any:
+        def start() -> grpc.aio.UnaryStreamCall[pb.GenerateRequest, pb.GenerateEvent]:
             return self._stub.Generate(request, **self._kwargs(timeout))
 
-        async def stop() -> Any:
+        async def stop() -> pb.CancelGenerateResponse:
             return await self._unary(self._stub.CancelGenerate, self._cancel_request(), timeout)
 
         self._generation = AsyncGeneration(start, stop, self._generation)
@@ -483,9 +315,15 @@ class AsyncSession(_SessionBase):
         with contextlib.suppress(SessionNotFoundError):
             await self._unary(self._stub.CloseSession, request, timeout)
 
-    async def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+    async def _unary(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Request, Response],
+        request: Request,
+        timeout: float | None,
+    ) -> Response:
         try:
-            return await method(request, **self._kwargs(timeout))
+            call: Awaitable[Response] = method(request, **self._kwargs(timeout))
+            return await call
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
@@ -494,3 +332,16 @@ class AsyncSession(_SessionBase):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+__all__ = [
+    "AsyncGeneration",
+    "AsyncSession",
+    "CallOptions",
+    "Generation",
+    "ServerInfo",
+    "Session",
+    "SessionInfo",
+    "StopReason",
+    "WhenFull",
+]

@@ -49,7 +49,8 @@ def render_chat(
     kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": add_generation_prompt}
     if enable_thinking is not None:
         kwargs["enable_thinking"] = enable_thinking
-    return tokenizer.apply_chat_template([dict(m) for m in messages], **kwargs)
+    rendered: str = tokenizer.apply_chat_template([dict(m) for m in messages], **kwargs)
+    return rendered
 
 
 def encode_chat(

@@ -66,7 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and run the chosen command; return the exit code."""
+    """Parse arguments and run the chosen command; return the exit code (2, naming the
+    extra, when the pipeline's dependencies are not installed)."""
+    from inference_engine.extras import missing_extra_message  # stdlib only
+
+    problem = missing_extra_message("kakeya-evidence", "evidence")
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Lint the repository the way the CI gate does: ruff (lint and format), actionlint, zizmor
-# (pedantic), and the runtime path lists that sync-paths writes into the YAML files.
+# Lint the repository the way the CI gate does: ruff (lint and format), mypy --strict on the
+# SDK (kakeya/), actionlint, zizmor (pedantic), and the runtime path lists that sync-paths
+# writes into the YAML files.
 #
 # Usage: scripts/ci_lint.sh [--workflows-only]
 #   --workflows-only  run just actionlint and zizmor on .github/workflows (tests/ci uses it)
@@ -23,6 +24,7 @@ check() {
 if [ "$workflows_only" -eq 0 ]; then
   check ruff check .
   check ruff format --check .
+  check mypy --strict kakeya/
 fi
 check actionlint -config-file .github/actionlint.yaml
 check zizmor --offline --persona pedantic .github/workflows

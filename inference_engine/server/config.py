@@ -19,7 +19,7 @@ class ServerConfig:
     The HTTP bounds apply before any work: a request line over `max_http_line_bytes` is
     414, a request head over `max_http_head_bytes` 431, a head not complete within
     `http_header_timeout_s` 408; a prompt over `max_prompt_chars` characters is refused
-    before it is templated or tokenized.
+    before it is templated or tokenized. `reflection` registers gRPC server reflection.
     """
 
     host: str = LOOPBACK
@@ -34,6 +34,7 @@ class ServerConfig:
     max_prompt_chars: int = 64 * 1024
     http_default_max_tokens: int = 256
     shutdown_grace_s: float = 5.0
+    reflection: bool = True
 
     @property
     def auth_enabled(self) -> bool:

@@ -1,4 +1,5 @@
-"""The gRPC surface: `RuntimeService` as a thin adapter over the engine, plus health.
+"""The gRPC surface: `RuntimeService` as a thin adapter over the engine, plus health and
+server reflection (grpcurl, Postman and Evans list and call the service without the .proto).
 
 Every RuntimeService call passes one guard, in this order: the bearer token (read from
 the call's metadata before the request bytes are touched), decoding (bytes that are not
@@ -19,10 +20,10 @@ from typing import Any, NoReturn
 import grpc
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from inference_engine.config import StoreConfig, WhenFull
 from inference_engine.errors import InvalidArgument, RuntimeFault, Unauthenticated
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
 from inference_engine.server.auth import AUTH_HEADER, authorized, metadata_value
 from inference_engine.server.config import ServerConfig
 from inference_engine.server.errors import grpc_status, internal_fault
@@ -35,8 +36,13 @@ from inference_engine.session.events import (
     TokenEvent,
     TruncationEvent,
 )
+from kakeya.v1 import runtime_pb2 as pb
 
-SERVICE_NAME = "kakeya.v1.RuntimeService"
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RuntimeService"].full_name
+HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# What reflection lists; their files are in protobuf's default pool, which it reads, once
+# the generated modules above are imported.
+REFLECTED_SERVICES = (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME)
 SURFACE = "grpc"
 # Requests above this size are decoded on a worker thread, off the event loop.
 INLINE_DECODE_BYTES = 64 * 1024
@@ -69,6 +75,25 @@ def event_to_proto(event: Event) -> pb.GenerateEvent:
     if isinstance(event, DoneEvent):
         return pb.GenerateEvent(done=done_to_proto(event))
     raise TypeError(f"unknown event type {type(event).__name__}")
+
+
+def batch_to_protos(events: list[Event]) -> list[pb.GenerateEvent]:
+    """Events that were ready together as messages: each run of consecutive tokens becomes
+    one `TokenBatchEvent`; truncation and done events stay messages of their own."""
+    messages: list[pb.GenerateEvent] = []
+    run: list[TokenEvent] = []
+    for event in [*events, None]:
+        if isinstance(event, TokenEvent):
+            run.append(event)
+            continue
+        if run:
+            ids = [token.token_id for token in run]
+            batch = pb.TokenBatchEvent(token_ids=ids, first_index=run[0].index)
+            messages.append(pb.GenerateEvent(tokens=batch))
+            run = []
+        if event is not None:
+            messages.append(event_to_proto(event))
+    return messages
 
 
 def done_to_proto(event: DoneEvent) -> pb.DoneEvent:
@@ -156,12 +181,21 @@ class RuntimeService:
         return pb.CancelGenerateResponse(was_running=was_running)
 
     async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateEvent]:
-        """Streams the engine's events. A client cancel cancels this task, and closing the
-        engine's stream (aclosing) stops the model work and frees the slot."""
-        events = self._engine.agenerate(request.session_id, params_from_proto(request))
-        async with contextlib.aclosing(events):
-            async for event in events:
-                yield event_to_proto(event)
+        """Streams the engine's events: one message per event, or (`batch_tokens`) the
+        tokens that are ready together in one message. A client cancel cancels this task,
+        and closing the engine's stream (aclosing) stops the model work and frees the slot."""
+        params = params_from_proto(request)
+        if not request.batch_tokens:
+            events = self._engine.agenerate(request.session_id, params)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event_to_proto(event)
+            return
+        batches = self._engine.agenerate_batches(request.session_id, params)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                for message in batch_to_protos(batch):
+                    yield message
 
 
 # --- the guard every call passes ----------------------------------------------------------
@@ -260,7 +294,9 @@ def runtime_handler(engine: Any, token: str | None) -> grpc.GenericRpcHandler:
 
 
 def build_grpc_server(engine: Any, config: ServerConfig) -> tuple[grpc.aio.Server, int]:
-    """A grpc.aio server with RuntimeService and health, bound per `config` (not started).
+    """A grpc.aio server with RuntimeService, health and (unless `config.reflection` is off)
+    server reflection, bound per `config` (not started). Health and reflection answer
+    without the bearer token: they carry no session data.
 
     Returns:
         The server and the bound port (the real one when `config.grpc_port` is 0).
@@ -278,6 +314,8 @@ def build_grpc_server(engine: Any, config: ServerConfig) -> tuple[grpc.aio.Serve
     server.add_generic_rpc_handlers((runtime_handler(engine, config.token),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if config.reflection:
+        reflection.enable_server_reflection(REFLECTED_SERVICES, server)
     port = server.add_insecure_port(f"{config.host}:{config.grpc_port}")
     if port == 0:
         raise RuntimeError(f"could not bind gRPC to {config.host}:{config.grpc_port}")

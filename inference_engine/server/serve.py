@@ -193,6 +193,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         grpc_port=args.grpc_port,
         http_port=args.http_port,
         token=resolve_token(args.token, token_file=args.token_file),
+        reflection=not args.no_reflection,
     )
 
 

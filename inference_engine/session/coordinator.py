@@ -132,11 +132,13 @@ class Coordinator:
         params: GenerationParams,
         deliver: Deliver,
         cancel: threading.Event | None = None,
+        max_unread: int | None = None,
     ) -> Job:
         """Validate, claim and admit (blocking while queued), then hand the job to the loop.
 
         `deliver` receives every event, then a `Failure` if the job failed, then `STREAM_END`;
-        it is called from the loop's thread.
+        it is called from the loop's thread. `max_unread` bounds how far the job runs ahead
+        of its consumer (default: `SchedulerConfig.max_unread_tokens`).
 
         Raises:
             InvalidArgument, SessionNotFound, FailedPrecondition, ResourceExhausted,
@@ -151,7 +153,7 @@ class Coordinator:
             self._unclaim(session)
             raise
         chunk = self.config.cache.prefill_chunk_tokens
-        job = Job(session, params, cancel, deliver, partial(self._end, slot), chunk)
+        job = Job(session, params, cancel, deliver, partial(self._end, slot), chunk, max_unread)
         try:
             self.loop.submit(job)
         except BaseException:

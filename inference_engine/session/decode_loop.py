@@ -7,8 +7,8 @@ leave at once when they finish, fail or are cancelled.
 
 Only the loop thread touches a job's model state; other threads submit jobs, set cancel
 events and mark events consumed. A job runs at most `max_unread` tokens ahead of its
-consumer: a slow reader holds back its own session only, and the history never runs far
-past what the client has read.
+consumer (its own bound, when its consumer takes tokens in batches): a slow reader holds
+back its own session only, and the history never runs far past what the client has read.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class Job:
         deliver: Deliver,
         on_end: OnEnd,
         chunk: int,
+        max_unread: int | None = None,
     ) -> None:
         self.session = session
         self.params = params
@@ -79,6 +80,7 @@ class Job:
         self.prefill_s = 0.0
         self.generated = 0
         self.consumed = 0  # token events taken by the consumer (marked from its thread)
+        self.max_unread = max_unread  # how far it may run ahead; None: the loop's default
         self.next_token: int | None = None  # sampled, forwarded by the next decode step
         self.finished = threading.Event()
         self.wake: Callable[[], None] = lambda: None  # set by the loop it joins
@@ -87,9 +89,9 @@ class Job:
     def cache(self) -> SinkWindowCache:
         return self.session.state.cache
 
-    def mark_consumed(self) -> None:
-        """The consumer took one token event (called from the consumer's thread)."""
-        self.consumed += 1
+    def mark_consumed(self, tokens: int = 1) -> None:
+        """The consumer took `tokens` token events (called from the consumer's thread)."""
+        self.consumed += tokens
         self.wake()  # it may be held back; a notify costs microseconds, a step milliseconds
 
 
@@ -176,7 +178,11 @@ class DecodeLoop:
         return [j for j in [*self._prefilling, *self._decoding] if j.cancel.is_set()]
 
     def _runnable(self) -> list[Job]:
-        return [j for j in self._decoding if j.generated - j.consumed < self.max_unread]
+        return [
+            j
+            for j in self._decoding
+            if j.generated - j.consumed < (j.max_unread or self.max_unread)
+        ]
 
     def _turn(self) -> None:
         self._retire_cancelled()

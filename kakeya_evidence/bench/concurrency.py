@@ -85,7 +85,9 @@ def measure_runtime_batch(
             engine.close(session_id)
 
 
-def measure_sdk_batch(client: Any, prompts: Sequence[list[int]], max_tokens: int) -> BatchSample:
+def measure_sdk_batch(
+    client: Any, prompts: Sequence[list[int]], max_tokens: int, batch_tokens: bool = True
+) -> BatchSample:
     """The same through `kakeya.Client` over gRPC, one thread per session, one channel."""
     sessions = [client.create_session(label="bench-batch") for _ in prompts]
     for session, prompt in zip(sessions, prompts, strict=True):
@@ -93,7 +95,8 @@ def measure_sdk_batch(client: Any, prompts: Sequence[list[int]], max_tokens: int
 
     def run_for(session: Any) -> SessionRun:
         def run(start: float) -> list[float]:
-            return [time.perf_counter() - start for _ in session.generate(max_tokens)]
+            stream = session.generate(max_tokens, batch_tokens=batch_tokens)
+            return [time.perf_counter() - start for _ in stream]
 
         return run
 

@@ -67,6 +67,7 @@ class BenchConfig:
     window_tokens: int = 1020
     prefill_chunk_tokens: int = 128
     sdk: bool = True
+    sdk_compare: bool = False
     seed: int = 0
     quiet: bool = False
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -132,6 +133,11 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--prefill-chunk", type=int, default=d.prefill_chunk_tokens)
     bench.add_argument("--no-sdk", action="store_true", help="skip the SDK-over-gRPC variant")
     bench.add_argument(
+        "--sdk-compare",
+        action="store_true",
+        help="also measure the SDK with one message per token (sdk_grpc_per_token)",
+    )
+    bench.add_argument(
         "--concurrency",
         type=_int_list,
         default=d.concurrency,
@@ -160,6 +166,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         window_tokens=args.window,
         prefill_chunk_tokens=args.prefill_chunk,
         sdk=not args.no_sdk,
+        sdk_compare=args.sdk_compare,
         seed=args.seed,
         quiet=args.quiet,
         concurrency=tuple(args.concurrency),
@@ -298,7 +305,9 @@ def _measure_decode(
             engines["runtime_1lane"], prompt, g
         )
     if client is not None:
-        variants["sdk_grpc"] = lambda: runs.measure_sdk(client, prompt, g)
+        variants["sdk_grpc"] = lambda: client.decode(prompt, g)
+        if config.sdk_compare:
+            variants["sdk_grpc_per_token"] = lambda: client.decode(prompt, g, batch_tokens=False)
     variants["hf_loop"] = lambda: runs.measure_hf_loop(loaded.model, prompt, g)
     variants["hf_generate"] = lambda: runs.measure_hf_generate(loaded.model, prompt, g)
     _progress(config, f"decode: {len(variants)} variants, {config.repeats} repeats, G={g}")
@@ -330,7 +339,9 @@ def _sweep_point(
     g = config.max_tokens
     variants = {"runtime": lambda: sweep.measure_runtime_batch(engine, prompts, g)}
     if client is not None:
-        variants["sdk_grpc"] = lambda: sweep.measure_sdk_batch(client, prompts, g)
+        variants["sdk_grpc"] = lambda: client.batch(prompts, g)
+        if config.sdk_compare:
+            variants["sdk_grpc_per_token"] = lambda: client.batch(prompts, g, batch_tokens=False)
     variants["hf_generate"] = lambda: sweep.measure_hf_generate_batch(loaded.model, prompts, g)
     _progress(config, f"concurrency n={len(prompts)}: {len(variants)} variants")
     samples = runs_interleaved(variants, config.repeats, warmup=0)
@@ -351,7 +362,7 @@ def _measure_interleave(
 
 def _row_text(row: dict[str, Any]) -> str:
     cells = [f"n={row['n']}"]
-    for key in ("runtime_tok_s", "sdk_grpc_tok_s", "hf_generate_tok_s"):
+    for key in ("runtime_tok_s", "sdk_grpc_tok_s", "sdk_grpc_per_token_tok_s", "hf_generate_tok_s"):
         if row.get(key) is not None:
             cells.append(f"{key[:-6]} {row[key]:.1f} tok/s")
     if row.get("itl_p50_s") is not None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+from kakeya_evidence.bench.sdk_process import SdkProcess
 from kakeya_evidence.bench.stats import DecodeSample, SessionTrace
 
 __all__ = [
@@ -114,15 +115,20 @@ def measure_runtime(engine: Any, prompt: list[int], max_tokens: int) -> DecodeSa
     return _sample(start, stamps, ids)
 
 
-def measure_sdk(client: Any, prompt: list[int], max_tokens: int) -> DecodeSample:
-    """The same through `kakeya.Client` over gRPC; tokens timed as they reach the client."""
+def measure_sdk(
+    client: Any, prompt: list[int], max_tokens: int, batch_tokens: bool = True
+) -> DecodeSample:
+    """The same through `kakeya.Client` over gRPC; tokens timed as they reach the client.
+
+    `batch_tokens=False` asks for one message per token (the stream of older SDKs).
+    """
     session = client.create_session(label="bench")
     try:
         start = time.perf_counter()
         session.append(prompt)
         stamps: list[float] = []
         ids: list[int] = []
-        for token_id in session.generate(max_tokens):
+        for token_id in session.generate(max_tokens, batch_tokens=batch_tokens):
             stamps.append(time.perf_counter() - start)
             ids.append(token_id)
     finally:
@@ -190,14 +196,14 @@ def measure_hf_generate(model: Any, prompt: list[int], max_tokens: int) -> Decod
 
 
 @contextlib.contextmanager
-def sdk_client(engine: Any) -> Iterator[Any]:
-    """A gRPC server on 127.0.0.1 port 0 around `engine` (in a thread) and a client to it."""
+def sdk_client(engine: Any) -> Iterator[SdkProcess]:
+    """A gRPC server on 127.0.0.1 port 0 around `engine` (in a thread of this process), and
+    the SDK in a client process of its own, connected to it (as users run it)."""
     from inference_engine.server.config import ServerConfig
     from inference_engine.server.serve import BackgroundServer
-    from kakeya import Client
 
     config = ServerConfig(grpc_port=0, http_port=-1, shutdown_grace_s=1.0)
-    with BackgroundServer(engine, config) as server, Client(server.grpc_address) as client:
+    with BackgroundServer(engine, config) as server, SdkProcess(server.grpc_address) as client:
         yield client
 
 

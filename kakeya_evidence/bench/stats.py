@@ -338,7 +338,7 @@ def concurrency_row(n: int, samples: Mapping[str, Sequence[BatchSample]]) -> dic
     stamps = [session for sample in runtime for session in sample.stamps_s]
     gaps = [b - a for session in stamps for a, b in itertools.pairwise(session[1:])]
     firsts = [session[0] for session in stamps if session]
-    return {
+    row = {
         "n": n,
         "runtime_tok_s": _median_or_none(rates.get("runtime")),
         "sdk_grpc_tok_s": _median_or_none(rates.get("sdk_grpc")),
@@ -347,6 +347,9 @@ def concurrency_row(n: int, samples: Mapping[str, Sequence[BatchSample]]) -> dic
         "itl_p95_s": quantile(gaps, 0.95) if gaps else None,
         "ttft_p50_s": quantile(firsts, 0.5) if firsts else None,
     }
+    if rates.get("sdk_grpc_per_token"):  # measured with --sdk-compare only
+        row["sdk_grpc_per_token_tok_s"] = _median_or_none(rates["sdk_grpc_per_token"])
+    return row
 
 
 def concurrency_goals(

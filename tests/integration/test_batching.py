@@ -16,9 +16,9 @@ import pytest
 from test_core_sessions import history, wait_until
 
 import kakeya
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2_grpc as pb_grpc
 from inference_engine.session.events import GenerationParams, StopReason, TokenEvent
+from kakeya.v1 import runtime_pb2 as pb
+from kakeya.v1 import runtime_pb2_grpc as pb_grpc
 
 LANES = 8
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import kakeya
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2
+from kakeya.v1 import runtime_pb2
 
 PROMPT = list(range(10, 40))
 
@@ -31,6 +31,8 @@ def test_append_generate_info_close(sdk_client, runtime) -> None:
     info = session.info()
     assert (info.label, info.history_tokens) == ("round-trip", len(PROMPT) + 6)
     assert info.kv_live_bytes > 0 and not info.generating
+    store = runtime.engine.config.store
+    assert info.server == kakeya.ServerInfo(store.max_sessions, kakeya.WhenFull.REJECT)
     session.close()
     session.close()
     with pytest.raises(kakeya.SessionClosedError):

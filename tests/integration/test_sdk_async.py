@@ -33,6 +33,7 @@ def test_async_round_trip_matches_sync(runtime, sdk_client) -> None:
             assert generation.generated_tokens == 6 and generation.prefill_tokens == len(PROMPT)
             info = await session.info()
             assert (info.label, info.history_tokens) == ("async", len(PROMPT) + 6)
+            assert info.server is not None and info.server.when_full is kakeya.WhenFull.REJECT
             await session.close()
             await session.close()
             with pytest.raises(kakeya.SessionClosedError):

@@ -9,8 +9,10 @@ import sys
 import threading
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from test_grpc_reflection import reflected_pool
 
 import kakeya
 
@@ -57,6 +59,8 @@ def test_serve_end_to_end_then_sigterm(serve_process) -> None:
     finally:
         timer.cancel()
     assert grpc_address.startswith("127.0.0.1:") and http_url.startswith("http://127.0.0.1:")
+    with grpc.insecure_channel(grpc_address) as channel:  # reflection is on by default
+        assert "kakeya.v1.RuntimeService" in reflected_pool(channel)[0]
     with kakeya.Client(grpc_address, token=TOKEN, timeout=60) as client:
         assert client.healthy()
         with client.create_session() as session:

@@ -19,12 +19,14 @@ PINNED = [
     "KakeyaError",
     "ResourceExhaustedError",
     "RuntimeUnavailableError",
+    "ServerInfo",
     "Session",
     "SessionClosedError",
     "SessionInfo",
     "SessionNotFoundError",
     "StopReason",
     "UnauthenticatedError",
+    "WhenFull",
     "__version__",
 ]
 

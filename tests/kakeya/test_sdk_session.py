@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
-from kakeya import RuntimeUnavailableError, SessionClosedError, SessionNotFoundError, StopReason
-from kakeya.session import CallOptions, Generation, Session
+from kakeya import (
+    RuntimeUnavailableError,
+    ServerInfo,
+    SessionClosedError,
+    SessionInfo,
+    SessionNotFoundError,
+    StopReason,
+    WhenFull,
+)
+from kakeya.generation import Generation
+from kakeya.session import CallOptions, Session
+from kakeya.v1 import runtime_pb2 as pb
 
 
 class NoRpcStub:
@@ -148,3 +157,74 @@ def test_every_wire_stop_reason_has_its_own_sdk_value(value: int) -> None:
     generation = Generation(FakeCall(stream(1, value)), Stop())
     list(generation)
     assert generation.stop_reason.name == pb.StopReason.Name(value).removeprefix("STOP_REASON_")
+
+
+def batched_stream(batches: list[list[int]]) -> list[pb.GenerateEvent]:
+    events, index = [], 0
+    for ids in batches:
+        batch = pb.TokenBatchEvent(token_ids=ids, first_index=index)
+        events.append(pb.GenerateEvent(tokens=batch))
+        index += len(ids)
+    done = pb.DoneEvent(stop_reason=pb.STOP_REASON_CANCELLED, generated_tokens=index)
+    return [*events, pb.GenerateEvent(done=done)]
+
+
+def test_token_batches_are_yielded_one_id_at_a_time() -> None:
+    generation = Generation(FakeCall(batched_stream([[10], [11, 12, 13], [14, 15]])), Stop())
+    assert list(generation) == [10, 11, 12, 13, 14, 15]
+    assert generation.token_ids == [10, 11, 12, 13, 14, 15]
+
+
+def test_leaving_inside_a_batch_keeps_the_rest_of_it() -> None:
+    """The batch's other tokens are in the server's history: the generation counts them."""
+    call, stop = FakeCall(batched_stream([[10], [11, 12, 13], [14]])), Stop(was_running=True)
+    generation = Generation(call, stop)
+    for token_id in generation:
+        if token_id == 11:
+            break
+    assert stop.calls == 1
+    assert generation.token_ids == [10, 11, 12, 13, 14] and generation.generated_tokens == 5
+
+
+class RequestStub:
+    """Records each Generate request; the stream it returns ends at once."""
+
+    def __init__(self) -> None:
+        self.requests: list[pb.GenerateRequest] = []
+
+    def Generate(self, request: pb.GenerateRequest, **kwargs: object) -> FakeCall:
+        self.requests.append(request)
+        return FakeCall(batched_stream([]))
+
+
+def test_generate_asks_for_token_batches_unless_told_not_to() -> None:
+    stub = RequestStub()
+    session = Session(stub, "s1", CallOptions())
+    list(session.generate(4))
+    list(session.generate(4, batch_tokens=False))
+    assert [r.batch_tokens for r in stub.requests] == [True, False]
+
+
+def info_message(**fields: object) -> pb.SessionInfo:
+    return pb.SessionInfo(session_id="s1", label="l", history_tokens=3, **fields)
+
+
+@pytest.mark.parametrize(
+    "wire, expected",
+    [
+        (pb.WHEN_FULL_REJECT, WhenFull.REJECT),
+        (pb.WHEN_FULL_EVICT_IDLE, WhenFull.EVICT_IDLE),
+        (pb.WHEN_FULL_UNSPECIFIED, None),
+        (99, None),  # a policy newer than this SDK
+    ],
+)
+def test_session_info_exposes_the_server_section(wire: int, expected: WhenFull | None) -> None:
+    info = SessionInfo.from_proto(
+        info_message(server=pb.ServerInfo(max_sessions=7, when_full=wire))  # type: ignore[arg-type]
+    )
+    assert info.server == ServerInfo(max_sessions=7, when_full=expected)
+    assert (info.session_id, info.history_tokens) == ("s1", 3)
+
+
+def test_session_info_from_a_server_without_the_section_has_none() -> None:
+    assert SessionInfo.from_proto(info_message()).server is None

@@ -13,7 +13,7 @@ from raw_wire import GrpcCall, hang_up, http_request
 from reliability_support import metric, wait_until
 
 import kakeya
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
+from kakeya.v1 import runtime_pb2 as pb
 
 pytestmark = pytest.mark.integration
 

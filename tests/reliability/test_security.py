@@ -18,8 +18,8 @@ import pytest
 from reliability_support import FIXTURES
 
 import kakeya
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2_grpc as pb_grpc
+from kakeya.v1 import runtime_pb2 as pb
+from kakeya.v1 import runtime_pb2_grpc as pb_grpc
 from kakeya_evidence.report import write_report
 from kakeya_evidence.stages import write_stage
 from kakeya_evidence.stages.suite import SuiteConfig, run_suite

@@ -20,8 +20,8 @@ import pytest
 from reliability_support import REPO
 
 import kakeya
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2_grpc as pb_grpc
+from kakeya.v1 import runtime_pb2 as pb
+from kakeya.v1 import runtime_pb2_grpc as pb_grpc
 
 pytestmark = pytest.mark.integration
 

@@ -49,6 +49,7 @@ class ScriptedEngine:
         self.sessions: dict[str, list[int]] = {}
         self.closed: list[str] = []
         self.params: list[GenerationParams] = []
+        self.batch_size = 3  # agenerate_batches plays back this many events at a time
         self._ids = itertools.count()
 
     def _info(self, session_id: str) -> SessionInfo:
@@ -88,6 +89,19 @@ class ScriptedEngine:
                 raise self.bug
             yield TokenEvent(token_id, index)
         yield DoneEvent(self.stop, len(emitted), 3, 0.01, 0.02, 3 + len(emitted))
+
+    async def agenerate_batches(
+        self, session_id: str, params: GenerationParams
+    ) -> AsyncIterator[list[Event]]:
+        """`agenerate`'s events, `batch_size` at a time (the last batch may be shorter)."""
+        batch: list[Event] = []
+        async for event in self.agenerate(session_id, params):
+            batch.append(event)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inference_engine import errors as core
 from inference_engine.config import StoreConfig, WhenFull
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as pb
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2_grpc as pb_grpc
 from inference_engine.server import grpc_app
 from inference_engine.server.config import ServerConfig
 from inference_engine.server.errors import INTERNAL_MESSAGE
@@ -25,6 +23,8 @@ from inference_engine.session.events import (
     TokenEvent,
     TruncationEvent,
 )
+from kakeya.v1 import runtime_pb2 as pb
+from kakeya.v1 import runtime_pb2_grpc as pb_grpc
 
 SERVICE = "/kakeya.v1.RuntimeService/"
 
@@ -49,6 +49,24 @@ def test_events_become_proto_messages() -> None:
     assert done.stop_reason == pb.STOP_REASON_EOS
     assert (done.generated_tokens, done.prefill_tokens, done.history_tokens) == (5, 7, 12)
     assert (done.prefill_s, done.total_s) == (0.25, 0.5)
+
+
+def test_tokens_ready_together_become_one_batch_message() -> None:
+    events = [
+        TruncationEvent(10, 64),
+        TokenEvent(5, 7),
+        TokenEvent(6, 8),
+        TokenEvent(9, 9),
+        DoneEvent(StopReason.EOS, 10, 0, 0.0, 0.1, 80),
+    ]
+    messages = grpc_app.batch_to_protos(events)
+    assert [m.WhichOneof("event") for m in messages] == ["truncation", "tokens", "done"]
+    assert list(messages[1].tokens.token_ids) == [5, 6, 9]
+    assert messages[1].tokens.first_index == 7
+    only_tokens = grpc_app.batch_to_protos([TokenEvent(1, 0)])
+    assert [m.WhichOneof("event") for m in only_tokens] == ["tokens"]
+    assert list(only_tokens[0].tokens.token_ids) == [1]
+    assert grpc_app.batch_to_protos([]) == []
 
 
 @pytest.mark.parametrize("reason", list(StopReason))
@@ -118,6 +136,25 @@ def test_session_round_trip(serve, scripted_engine) -> None:
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_batch_tokens_is_opt_in(serve, scripted_engine) -> None:
+    """A request with batch_tokens gets token batches; one without it (what clients before
+    the field send) gets one TokenEvent per token, never a message kind it does not know."""
+    stub, channel = serve()
+    tokens = scripted_engine.tokens
+    with channel:
+        sid = stub.CreateSession(pb.CreateSessionRequest()).session.session_id
+        request = pb.GenerateRequest(session_id=sid, max_tokens=len(tokens), batch_tokens=True)
+        batched = list(stub.Generate(request))
+        plain = list(stub.Generate(pb.GenerateRequest(session_id=sid, max_tokens=len(tokens))))
+    kinds = [m.WhichOneof("event") for m in batched]
+    assert kinds == ["tokens"] * -(-len(tokens) // 3) + ["done"]
+    assert [t for m in batched[:-1] for t in m.tokens.token_ids] == tokens
+    assert [m.tokens.first_index for m in batched[:-1]] == list(range(0, len(tokens), 3))
+    assert [m.WhichOneof("event") for m in plain] == ["token"] * len(tokens) + ["done"]
+    assert [m.token.token_id for m in plain[:-1]] == tokens
+    assert batched[-1].done == plain[-1].done
+
+
 FAULTS = [
     (core.InvalidArgument("max_tokens", "must be >= 1"), grpc.StatusCode.INVALID_ARGUMENT),
     (core.SessionNotFound("gone"), grpc.StatusCode.NOT_FOUND),
@@ -135,10 +172,14 @@ def test_faults_map_to_statuses_on_the_stream(serve, scripted_engine) -> None:
         sid = stub.CreateSession(pb.CreateSessionRequest()).session.session_id
         for fault, code in FAULTS:
             scripted_engine.fault = fault
-            with pytest.raises(grpc.RpcError) as info:
-                list(stub.Generate(pb.GenerateRequest(session_id=sid, max_tokens=1)))
-            assert (info.value.code(), info.value.details()) == (code, fault.message)
-            assert errors_counted(scripted_engine, fault.code.value) == 1
+            for batch_tokens in (False, True):
+                request = pb.GenerateRequest(
+                    session_id=sid, max_tokens=1, batch_tokens=batch_tokens
+                )
+                with pytest.raises(grpc.RpcError) as info:
+                    list(stub.Generate(request))
+                assert (info.value.code(), info.value.details()) == (code, fault.message)
+            assert errors_counted(scripted_engine, fault.code.value) == 2
 
 
 def test_unknown_session_on_unary_calls_is_not_found(serve) -> None:

@@ -52,11 +52,13 @@ def test_register_adds_bench_with_issue_defaults():
     assert args.func is bench.run_bench_command
     config = bench.config_from_args(args)
     assert (config.turns, config.append_tokens, config.max_tokens) == (40, 64, 32)
-    assert config.sdk is True
+    assert config.sdk is True and config.sdk_compare is False
 
 
 def test_flags_reach_the_config():
-    config = bench.config_from_args(_parse([*TINY_ARGS, "--output", "out", "--no-sdk"]))
+    flags = [*TINY_ARGS, "--output", "out", "--no-sdk", "--sdk-compare"]
+    config = bench.config_from_args(_parse(flags))
+    assert config.sdk_compare is True
     assert config.window_tokens == 16
     assert config.repeats == 2
     assert config.output == "out"
@@ -108,12 +110,13 @@ def test_format_summary_shows_rates_ratios_and_goals():
 
 @pytest.mark.slow
 def test_bench_on_the_tiny_model_writes_a_sane_bench_json(tmp_path: Path):
-    args = _parse([*TINY_ARGS, "--output", str(tmp_path)])
+    args = _parse([*TINY_ARGS, "--output", str(tmp_path), "--sdk-compare"])
     assert args.func(args) == 0
     doc = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
     assert doc["model"] == "kakeya/tiny-qwen3"
     assert doc["device"] == "cpu"
-    variants = {"runtime", "runtime_1lane", "sdk_grpc", "hf_loop", "hf_generate"}
+    variants = {"runtime", "runtime_1lane", "sdk_grpc", "sdk_grpc_per_token", "hf_loop"}
+    variants.add("hf_generate")
     assert set(doc["decode_tok_s"]) == variants
     assert all(v > 0 for v in doc["decode_tok_s"].values())
     assert set(doc["ttft_s"]) == {"runtime", "runtime_1lane", "sdk_grpc"}
@@ -127,12 +130,15 @@ def test_bench_on_the_tiny_model_writes_a_sane_bench_json(tmp_path: Path):
     assert max(session["kv_live_bytes"]) <= session["kv_bound_bytes"]
     assert session["kv_live_bytes"][-1] == session["kv_bound_bytes"]  # history > S+W: full
     assert session["prefill_tokens"] == [8, 9, 9, 9]  # the append plus the pending token
-    assert doc["tokens_matching_runtime"]["sdk_grpc"] == 4  # same engine, same tokens
+    # the SDK runs in a client process of its own, against the same engine: same tokens
+    assert doc["tokens_matching_runtime"]["sdk_grpc"] == 4
+    assert doc["tokens_matching_runtime"]["sdk_grpc_per_token"] == 4
     assert doc["goals"]["kv_flat_past_bound"]["met"] is True
     assert doc["config"]["window_tokens"] == 16
     assert [row["n"] for row in doc["concurrency"]] == [1, 3]
     for row in doc["concurrency"]:
         assert row["runtime_tok_s"] > 0 and row["sdk_grpc_tok_s"] > 0
+        assert row["sdk_grpc_per_token_tok_s"] > 0
         assert row["hf_generate_tok_s"] > 0 and 0 < row["itl_p50_s"] <= row["itl_p95_s"]
     assert doc["prefill_interleave"]["chunks"] == 8
     assert doc["goals"]["batch8_over_single"]["met"] is None  # n=8 not in this sweep

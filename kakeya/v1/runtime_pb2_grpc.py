@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from inference_engine.proto_gen.kakeya.v1 import runtime_pb2 as kakeya_dot_v1_dot_runtime__pb2
+from kakeya.v1 import runtime_pb2 as kakeya_dot_v1_dot_runtime__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -84,8 +84,9 @@ class RuntimeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Generate(self, request, context):
-        """Streams: at most one truncation event (first), one token event per token,
-        then exactly one done event. Cancelling the call stops generation.
+        """Streams: at most one truncation event (first), the generated tokens (one token
+        event per token; token batches instead when the request sets batch_tokens), then
+        exactly one done event. Cancelling the call stops generation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
