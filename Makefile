@@ -30,3 +30,4 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict kakeya/
+	$(VENV)/bin/mypy inference_engine kakeya kakeya_evidence

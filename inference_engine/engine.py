@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 from inference_engine.config import RuntimeConfig
@@ -128,7 +128,7 @@ class Engine:
 
     async def _astream(
         self, session_id: str, params: GenerationParams, drain: bool
-    ) -> AsyncIterator[list[Event]]:
+    ) -> AsyncGenerator[list[Event]]:
         """Admit the generation, then yield its events: one at a time, or (`drain`) all that
         are ready at once. A job failure is raised after the events before it."""
         loop = asyncio.get_running_loop()

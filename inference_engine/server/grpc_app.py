@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn
 
 import grpc
@@ -47,13 +47,13 @@ SURFACE = "grpc"
 # Requests above this size are decoded on a worker thread, off the event loop.
 INLINE_DECODE_BYTES = 64 * 1024
 
-STOP_REASON_TO_PROTO: dict[StopReason, int] = {
+STOP_REASON_TO_PROTO: dict[StopReason, pb.StopReason.ValueType] = {
     StopReason.MAX_TOKENS: pb.STOP_REASON_MAX_TOKENS,
     StopReason.EOS: pb.STOP_REASON_EOS,
     StopReason.CANCELLED: pb.STOP_REASON_CANCELLED,
     StopReason.SHUTDOWN: pb.STOP_REASON_SHUTDOWN,
 }
-WHEN_FULL_TO_PROTO: dict[WhenFull, int] = {
+WHEN_FULL_TO_PROTO: dict[WhenFull, pb.WhenFull.ValueType] = {
     WhenFull.REJECT: pb.WHEN_FULL_REJECT,
     WhenFull.EVICT_IDLE: pb.WHEN_FULL_EVICT_IDLE,
 }
@@ -180,7 +180,7 @@ class RuntimeService:
         was_running = await asyncio.to_thread(self._engine.cancel_generate, request.session_id)
         return pb.CancelGenerateResponse(was_running=was_running)
 
-    async def generate(self, request: pb.GenerateRequest) -> AsyncIterator[pb.GenerateEvent]:
+    async def generate(self, request: pb.GenerateRequest) -> AsyncGenerator[pb.GenerateEvent]:
         """Streams the engine's events: one message per event, or (`batch_tokens`) the
         tokens that are ready together in one message. A client cancel cancels this task,
         and closing the engine's stream (aclosing) stops the model work and frees the slot."""
@@ -201,7 +201,7 @@ class RuntimeService:
 # --- the guard every call passes ----------------------------------------------------------
 
 Unary = Callable[[Any], Awaitable[Message]]
-Streaming = Callable[[Any], AsyncIterator[Message]]
+Streaming = Callable[[Any], AsyncGenerator[Message]]
 
 
 class Guard:
@@ -312,7 +312,8 @@ def build_grpc_server(engine: Any, config: ServerConfig) -> tuple[grpc.aio.Serve
         ],
     )
     server.add_generic_rpc_handlers((runtime_handler(engine, config.token),))
-    health_servicer = health.aio.HealthServicer()
+    # grpc-stubs' health stub predates grpc_health.v1.health.aio (the asyncio servicer)
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
         reflection.enable_server_reflection(REFLECTED_SERVICES, server)
