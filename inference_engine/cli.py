@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from inference_engine.config import DEFAULT_MODEL_ID, WhenFull
+from inference_engine.config import DEFAULT_MODEL_ID, LanePadding, WhenFull
 from inference_engine.extras import missing_extra_message
 
 
@@ -55,7 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
         "least recently used idle one (default: %(default)s)",
     )
     serve.add_argument("--session-ttl-s", type=float, default=600.0)
-    serve.add_argument("--max-concurrent", type=int, default=4)
+    serve.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=4,
+        help="generations decoded together, as one batch per step (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--lane-padding",
+        choices=[padding.value for padding in LanePadding],
+        default=LanePadding.AUTO.value,
+        help="pad every decode step to --max-concurrent rows always, or only where the "
+        "model's kernels give a row other bits at another batch size (default: %(default)s)",
+    )
     serve.add_argument("--max-queue", type=int, default=32)
     serve.add_argument("--queue-timeout-s", type=float, default=30.0)
     serve.add_argument("--sink", type=int, default=4, help="attention-sink tokens kept forever")

@@ -57,12 +57,22 @@ class StoreConfig:
     sweep_interval_s: float = 5.0
 
 
+class LanePadding(enum.StrEnum):
+    """Whether decode steps pad their batch to `max_concurrent` lanes (see SchedulerConfig)."""
+
+    AUTO = "auto"  # pad only where the kernels are not batch-invariant (checked at start)
+    ALWAYS = "always"
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     """Generations running together, the bounded timed wait queue, and how calls wait.
 
-    `max_concurrent` is the decode batch: every step runs that many lanes (padding the
-    unused ones), so a session's tokens never depend on which others share the step.
+    `max_concurrent` is the decode batch. A session's tokens never depend on which others
+    share a step: with `lane_padding` "always" every step runs `max_concurrent` lanes
+    (padding the unused ones), so the same kernels run on the same shapes; with "auto" the
+    engine first checks the model's matrix products on this device and dtype, and pads only
+    where a row's result depends on the batch size (no padding cost where it does not).
     A generation runs at most `max_unread_tokens` ahead of its reader, or
     `max_unread_batched_tokens` when the reader takes all ready tokens at once (a gRPC
     stream with `batch_tokens`: what piles up while it sends one message goes out in the
@@ -72,6 +82,7 @@ class SchedulerConfig:
     """
 
     max_concurrent: int = 4
+    lane_padding: LanePadding = LanePadding.AUTO
     max_queue: int = 32
     queue_timeout_s: float = 30.0
     max_unread_tokens: int = 2

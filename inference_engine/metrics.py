@@ -93,6 +93,11 @@ class RuntimeMetrics:
             registry=r,
         )
         self.scheduler_running = Gauge("scheduler_running", "Generations running", registry=r)
+        self.decode_lanes = Gauge(
+            "decode_lanes",
+            "Rows every decode step runs (padding included); 0: exactly its sessions' rows",
+            registry=r,
+        )
         self.decode_batch_sessions = Histogram(
             "decode_batch_sessions",
             "Sessions stepped together per decode step",

@@ -1,4 +1,4 @@
-"""Where a CUDA-graph decode step spends its time: GPU kernel time against wall time.
+"""Where a decode step spends its time on CUDA: GPU kernel time against wall time.
 
 Runs N greedy decode steps of the runtime on CUDA under torch.profiler and prints, per
 step, the wall time, the summed CUDA kernel time, the kernel count and the top kernels.
@@ -25,7 +25,7 @@ def main() -> int:
     engine = Engine.start(RuntimeConfig(model=ModelConfig(model_id, "cuda", "bfloat16")))
     sid = engine.create_session().session_id
     engine.append(sid, list(range(10, 138)))
-    list(engine.generate(sid, GenerationParams(max_tokens=8)))  # capture + warm-up
+    list(engine.generate(sid, GenerationParams(max_tokens=8)))  # warm-up
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         started = time.perf_counter()

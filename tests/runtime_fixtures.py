@@ -18,6 +18,7 @@ import pytest
 
 from inference_engine.config import (
     CacheConfig,
+    LanePadding,
     ModelConfig,
     RuntimeConfig,
     SchedulerConfig,
@@ -88,6 +89,7 @@ def make_engine(loaded_model, loaded_model_fp32, model_config):
         max_concurrent: int = 4,
         max_queue: int = 64,
         queue_timeout_s: float = 30.0,
+        lane_padding: LanePadding = LanePadding.AUTO,
         float32: bool = False,
     ) -> Engine:
         config = RuntimeConfig(
@@ -102,7 +104,10 @@ def make_engine(loaded_model, loaded_model_fp32, model_config):
                 sweep_interval_s=sweep_s,
             ),
             scheduler=SchedulerConfig(
-                max_concurrent=max_concurrent, max_queue=max_queue, queue_timeout_s=queue_timeout_s
+                max_concurrent=max_concurrent,
+                lane_padding=lane_padding,
+                max_queue=max_queue,
+                queue_timeout_s=queue_timeout_s,
             ),
         )
         engine = Engine.from_loaded(loaded_model_fp32 if float32 else loaded_model, config)

@@ -19,6 +19,7 @@ import grpc
 
 from inference_engine.config import (
     CacheConfig,
+    LanePadding,
     ModelConfig,
     RuntimeConfig,
     SchedulerConfig,
@@ -176,6 +177,7 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
         ),
         scheduler=SchedulerConfig(
             max_concurrent=args.max_concurrent,
+            lane_padding=LanePadding(args.lane_padding),
             max_queue=args.max_queue,
             queue_timeout_s=args.queue_timeout_s,
         ),
@@ -209,6 +211,10 @@ async def serve_until_signal(engine: Any, config: ServerConfig) -> int:
         print(f"http listening on {servers.http_url}", flush=True)
     auth = "on" if config.auth_enabled else "off"
     print(f"model {engine.model_id} on {engine.device} ({engine.dtype}); auth {auth}", flush=True)
+    lanes = engine.coordinator.lanes
+    batch = engine.config.scheduler.max_concurrent
+    padding = f"padded to {lanes} lanes" if lanes else "unpadded (batch-invariant kernels)"
+    print(f"decode batches of up to {batch} sessions, {padding}", flush=True)
     await stop.wait()
     print("shutting down", flush=True)
     await stop_servers(servers, engine, config.shutdown_grace_s)

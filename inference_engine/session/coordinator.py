@@ -11,20 +11,23 @@ for that generate to wind down; one whose client is still reading is FailedPreco
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 
-from inference_engine.config import RuntimeConfig
+from inference_engine.config import LanePadding, RuntimeConfig, SchedulerConfig
 from inference_engine.errors import FailedPrecondition, InvariantViolation
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.metrics import RuntimeMetrics
 from inference_engine.scheduler.scheduler import Scheduler, Slot
+from inference_engine.session import generator as gen
 from inference_engine.session.decode_loop import STREAM_END, DecodeLoop, Deliver, Failure, Job
 from inference_engine.session.events import (
     DoneEvent,
@@ -37,6 +40,7 @@ from inference_engine.session.events import (
 from inference_engine.session.store import Session, SessionStore
 from inference_engine.session.validation import check_params, check_session_args, check_token_ids
 
+log = logging.getLogger(__name__)
 _POLL_S = 0.05  # bound on one wait for a session to become idle
 FAILED_OUTCOME = "FAILED"  # generate_total's label for a generation that ended in an error
 
@@ -48,6 +52,27 @@ class ModelState:
     cache: SinkWindowCache
     last_logits: torch.Tensor | None = None  # logits after the newest forwarded position
     cancel: threading.Event | None = None  # the running generate's, so close can stop it
+
+
+# Per model, the batch sizes its kernels were found invariant up to (engines share models).
+_CHECKED: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, bool]] = weakref.WeakKeyDictionary()
+
+
+def decode_lanes(model: torch.nn.Module, config: SchedulerConfig) -> int | None:
+    """The fixed lane count every decode step runs, or None where no padding is needed."""
+    rows = config.max_concurrent
+    if config.lane_padding is LanePadding.AUTO and _invariant(model, rows):
+        log.debug("decode steps run their sessions' rows only (batch-invariant kernels)")
+        return None
+    log.debug("decode steps run %d lanes (kernels depend on the batch size)", rows)
+    return config.max_concurrent
+
+
+def _invariant(model: torch.nn.Module, rows: int) -> bool:
+    known = _CHECKED.setdefault(model, {})
+    if rows not in known:
+        known[rows] = gen.rows_batch_invariant(model, rows)
+    return known[rows]
 
 
 class Coordinator:
@@ -70,8 +95,10 @@ class Coordinator:
         self.scheduler = Scheduler(config.scheduler)
         metrics.watch(self.scheduler, config.store)
         s = config.scheduler
+        self.lanes = decode_lanes(model, s)
+        metrics.decode_lanes.set(self.lanes or 0)
         self.loop = DecodeLoop(
-            model, s.max_concurrent, s.max_unread_tokens, self._on_turn, self._cut_reason
+            model, self.lanes, s.max_unread_tokens, self._on_turn, self._cut_reason
         )
 
     # -- lifecycle ---------------------------------------------------------------

@@ -101,11 +101,13 @@ class DecodeLoop:
     def __init__(
         self,
         model: torch.nn.Module,
-        lanes: int,
+        lanes: int | None,
         max_unread: int,
         on_turn: Callable[[str, int], None],
         cut_reason: Callable[[], StopReason] = lambda: StopReason.CANCELLED,
     ) -> None:
+        """`lanes`: every decode step runs this many rows (padding the unused ones), or None
+        where the model's kernels give each row the same bits at any batch size."""
         self.model = model
         self.lanes = lanes
         self.max_unread = max_unread
@@ -224,9 +226,8 @@ class DecodeLoop:
     def _decode(self, jobs: list[Job]) -> None:
         tokens = [job.next_token for job in jobs if job.next_token is not None]
         with torch.inference_mode():
-            logits, faults = gen.decode_step(
-                self.model, [job.cache for job in jobs], tokens, self.lanes
-            )
+            lanes = self.lanes or len(jobs)
+            logits, faults = gen.decode_step(self.model, [job.cache for job in jobs], tokens, lanes)
         self._notify("decode", len(jobs))
         for job, row, fault in zip(jobs, logits, faults, strict=True):
             job.session.state.last_logits = row

@@ -252,6 +252,33 @@ def _sdpa_one_query(
     return out.reshape(out.shape[0], -1, 1, values.shape[-1]).transpose(1, 2).contiguous()
 
 
+def rows_batch_invariant(model: torch.nn.Module, max_rows: int) -> bool:
+    """Whether every matrix product of the model gives each row the same bits at any batch
+    size from 1 to `max_rows`, on the model's device and dtype.
+
+    Kernel libraries may pick another kernel, blocking or reduction order for another
+    number of rows (float32 here; most GPU libraries): then a decode step must run a fixed
+    number of lanes. Where they do not, a step runs exactly its sessions' rows. Kernel
+    choice depends on shapes, not values, so each distinct shape is tried with random rows
+    at every batch size, laid out as the decode step lays them out (`[rows, 1, features]`).
+    """
+    linears = {
+        (m.in_features, m.out_features): m
+        for m in model.modules()
+        if isinstance(m, torch.nn.Linear)
+    }
+    with torch.inference_mode():
+        return all(_linear_rows_invariant(linear, max_rows) for linear in linears.values())
+
+
+def _linear_rows_invariant(linear: torch.nn.Linear, max_rows: int) -> bool:
+    weight = linear.weight
+    x = torch.randn((max_rows, 1, linear.in_features), generator=torch.Generator().manual_seed(0))
+    x = x.to(device=weight.device, dtype=weight.dtype)  # [rows, 1, in]
+    alone = torch.cat([linear(x[i : i + 1]) for i in range(max_rows)])
+    return all(torch.equal(linear(x[:rows]), alone[:rows]) for rows in range(2, max_rows + 1))
+
+
 def _end_forward(cache: SinkWindowCache) -> InvariantViolation | None:
     try:
         cache.end_forward(1)

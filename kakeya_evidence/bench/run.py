@@ -1,7 +1,8 @@
 """``kakeya-evidence bench``: the runtime beside plain transformers, one model, one device.
 
 Measures, interleaved with warm-up and repeats (median and IQR): decode tokens/s of the
-runtime in-process (with its decode lanes, and with one lane: the cost of padding),
+runtime in-process (as served, and with its batch always padded to its lanes: what
+padding costs where the kernels would not need it),
 through the SDK over gRPC, a plain transformers decode loop and ``model.generate()``; time
 to first token; a long session of T turns with incremental prefill against full
 re-prefill; KV live bytes per turn against the S+W bound; the concurrency sweep (n
@@ -235,6 +236,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         ]
         rows = _measure_concurrency(loaded, engines["runtime"], client, rng, config)
         interleave = _measure_interleave(engines["runtime"], prompt, rng, config)
+        padded = engines["runtime"].coordinator.lanes is not None
     meta = _meta(loaded, config, time.perf_counter() - started)
     bench = assemble_bench(
         meta,
@@ -245,6 +247,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     )
     bench["concurrency"] = rows
     bench["prefill_interleave"] = interleave
+    bench["decode_lanes"] = {"max_concurrent": config.lanes, "padded": padded}
     bench["goals"].update(concurrency_goals(rows, bench["ratios"]["runtime_over_hf_loop"]))
     return bench
 
@@ -258,23 +261,31 @@ def write_bench(out: Path, bench: dict[str, Any]) -> Path:
 
 @contextlib.contextmanager
 def _engines(loaded: Any, config: BenchConfig) -> Iterator[dict[str, Any]]:
-    """The runtime with `lanes` decode lanes (as served), and a one-lane twin when lanes > 1
-    (what fixed-lane padding costs a single session)."""
-    from inference_engine.config import CacheConfig, ModelConfig, RuntimeConfig, SchedulerConfig
+    """The runtime as served (`lanes` sessions per step, padded only where the kernels need
+    it), and, when it runs unpadded, a twin that always pads (what padding would cost)."""
+    from inference_engine.config import (
+        CacheConfig,
+        LanePadding,
+        ModelConfig,
+        RuntimeConfig,
+        SchedulerConfig,
+    )
     from inference_engine.engine import Engine
 
     cache = CacheConfig(config.sink_tokens, config.window_tokens, config.prefill_chunk_tokens)
     model = ModelConfig(config.model, config.device, config.dtype)
 
-    def build(lanes: int) -> Any:
-        scheduler = SchedulerConfig(max_concurrent=lanes, max_queue=2 * lanes)
+    def build(padding: LanePadding) -> Any:
+        scheduler = SchedulerConfig(
+            max_concurrent=config.lanes, lane_padding=padding, max_queue=2 * config.lanes
+        )
         return Engine.from_loaded(
             loaded, RuntimeConfig(model=model, cache=cache, scheduler=scheduler)
         )
 
-    engines = {"runtime": build(config.lanes)}
-    if config.lanes > 1:
-        engines["runtime_1lane"] = build(1)
+    engines = {"runtime": build(LanePadding.AUTO)}
+    if config.lanes > 1 and engines["runtime"].coordinator.lanes is None:
+        engines["runtime_padded"] = build(LanePadding.ALWAYS)
     try:
         yield engines
     finally:
@@ -300,9 +311,9 @@ def _measure_decode(
 
     g = config.max_tokens
     variants = {"runtime": lambda: runs.measure_runtime(engines["runtime"], prompt, g)}
-    if "runtime_1lane" in engines:
-        variants["runtime_1lane"] = lambda: runs.measure_runtime(
-            engines["runtime_1lane"], prompt, g
+    if "runtime_padded" in engines:
+        variants["runtime_padded"] = lambda: runs.measure_runtime(
+            engines["runtime_padded"], prompt, g
         )
     if client is not None:
         variants["sdk_grpc"] = lambda: client.decode(prompt, g)

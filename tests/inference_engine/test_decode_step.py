@@ -6,12 +6,19 @@ round differently, so only fixed lanes make a session's logits independent of th
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
-from inference_engine.session.generator import decode_step, forward, prefill
+from inference_engine.session.generator import (
+    decode_step,
+    forward,
+    prefill,
+    rows_batch_invariant,
+)
 
 SINK, WINDOW, CHUNK, LANES = 3, 12, 8, 6
 PROMPTS = [[(5 * i + 7 * k + 1) % 89 for k in range(9 + 4 * i)] for i in range(LANES)]
@@ -41,7 +48,13 @@ def prefilled(model: Qwen3ForCausalLM, which: int) -> tuple[SinkWindowCache, int
     return cache, first
 
 
-def run(model, order: list[int], steps: int, join_at: dict[int, int] | None = None):
+def run(
+    model,
+    order: list[int],
+    steps: int,
+    join_at: dict[int, int] | None = None,
+    lanes: int | None = LANES,
+):
     """Greedy-decode the sessions in `order` together; `join_at[s]`: the step s joins at.
     Returns each session's logits per step (the step's row for that session)."""
     join_at = join_at or {}
@@ -51,9 +64,9 @@ def run(model, order: list[int], steps: int, join_at: dict[int, int] | None = No
     with torch.inference_mode():
         for step in range(steps):
             active = [s for s in order if join_at.get(s, 0) <= step]
-            logits, faults = decode_step(
-                model, [state[s][0] for s in active], [tokens[s] for s in active], LANES
-            )
+            caches = [state[s][0] for s in active]
+            width = lanes or len(active)  # None: exactly the active rows, unpadded
+            logits, faults = decode_step(model, caches, [tokens[s] for s in active], width)
             assert faults == [None] * len(active)
             for s, row in zip(active, logits, strict=True):
                 rows[s].append(row.clone())
@@ -132,3 +145,35 @@ def test_the_one_query_sdpa_matches_transformers_sdpa_attention(with_mask):
     expected, _ = sdpa_attention_forward(Module(), query, keys, values, mask, scaling=0.25)
     got = _sdpa_one_query(query, keys, values, mask, groups=2, scale=0.25)
     assert torch.equal(got, expected)
+
+
+class _CountsItsRows(torch.nn.Linear):
+    """A matrix product whose every row depends on how many rows came with it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + 1e-3 * x.shape[0]
+
+
+class _RowByRow(torch.nn.Linear):
+    """A matrix product computed one row at a time: invariant by construction."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([super(_RowByRow, self).forward(x[i : i + 1]) for i in range(len(x))])
+
+
+@pytest.mark.parametrize("linear,invariant", [(_CountsItsRows, False), (_RowByRow, True)])
+def test_the_batch_invariance_check_sees_a_row_that_depends_on_the_batch(linear, invariant):
+    torch.manual_seed(2)
+    model = torch.nn.Sequential(linear(16, 8), linear(8, 4))
+    assert rows_batch_invariant(model, max_rows=6) is invariant
+
+
+def test_a_batch_of_exactly_its_rows_is_invariant_where_the_check_says_so(model):
+    """Where the kernels pass the check, steps run unpadded: a session's logits alone and
+    amid others are still the same bits (and where they fail it, the engine pads)."""
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)  # float32 here depends on the batch size
+    if not rows_batch_invariant(bf16, max_rows=LANES):
+        pytest.skip("this device's bfloat16 products depend on the batch size: steps pad")
+    alone = run(bf16, [0], 6, lanes=None)[0]
+    crowd = run(bf16, [3, 1, 0, 5], 6, lanes=None)[0]
+    assert all(torch.equal(a, b) for a, b in zip(alone, crowd, strict=True))

@@ -16,6 +16,7 @@ import pytest
 from test_core_sessions import history, wait_until
 
 import kakeya
+from inference_engine.config import LanePadding
 from inference_engine.session.events import GenerationParams, StopReason, TokenEvent
 from kakeya.v1 import runtime_pb2 as pb
 from kakeya.v1 import runtime_pb2_grpc as pb_grpc
@@ -55,11 +56,16 @@ def record_turns(engine) -> list[tuple[str, int]]:
 # -- batch invariance ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("padding", list(LanePadding))
 @pytest.mark.parametrize("float32", [False, True], ids=["auto-dtype", "float32"])
-def test_tokens_alone_amid_seven_others_and_joining_late_are_identical(make_engine, float32):
+def test_tokens_alone_amid_seven_others_and_joining_late_are_identical(
+    make_engine, float32, padding
+):
     """float32 is the strict case: one row and eight rows round differently on this CPU, so
-    only the fixed lane count keeps the session's logits, and so its tokens, unchanged."""
-    engine = make_engine(max_concurrent=LANES, float32=float32, window=40)
+    the engine pads every step to its lanes there ("auto" finds that out; "always" pads
+    anyway); in bfloat16 the products here are batch-invariant and "auto" runs unpadded.
+    Either way the session's logits, and so its tokens, do not change."""
+    engine = make_engine(max_concurrent=LANES, float32=float32, window=40, lane_padding=padding)
     prompts = [history(70 + i, 17 + 5 * i, engine.vocab_size) for i in range(LANES)]
     turns = record_turns(engine)
 

@@ -115,11 +115,13 @@ def test_bench_on_the_tiny_model_writes_a_sane_bench_json(tmp_path: Path):
     doc = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
     assert doc["model"] == "kakeya/tiny-qwen3"
     assert doc["device"] == "cpu"
-    variants = {"runtime", "runtime_1lane", "sdk_grpc", "sdk_grpc_per_token", "hf_loop"}
-    variants.add("hf_generate")
+    padded = doc["decode_lanes"]["padded"]  # the engine pads only where kernels need it
+    twin = set() if padded else {"runtime_padded"}  # then the always-padded twin measures it
+    variants = {"runtime", "sdk_grpc", "sdk_grpc_per_token", "hf_loop", "hf_generate", *twin}
     assert set(doc["decode_tok_s"]) == variants
     assert all(v > 0 for v in doc["decode_tok_s"].values())
-    assert set(doc["ttft_s"]) == {"runtime", "runtime_1lane", "sdk_grpc"}
+    assert set(doc["ttft_s"]) == {"runtime", "sdk_grpc", *twin}
+    assert doc["decode_lanes"]["max_concurrent"] == 3  # the largest n of the sweep
     assert all(v > 0 for v in doc["ttft_s"].values())
     assert all(v is not None and v > 0 for v in doc["ratios"].values())
     session = doc["long_session"]

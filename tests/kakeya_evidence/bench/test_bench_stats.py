@@ -174,8 +174,8 @@ def test_kv_goal_fails_when_bytes_grow_past_the_bound():
     assert goals["kv_flat_past_bound"]["met"] is False
 
 
-def test_padding_ratio_compares_the_served_lanes_with_one_lane():
-    samples = {"runtime": [_sample(18.0)], "runtime_1lane": [_sample(20.0)]}
+def test_padding_ratio_compares_always_padded_with_as_served():
+    samples = {"runtime": [_sample(20.0)], "runtime_padded": [_sample(18.0)]}
     session = assemble_session([_trace([1.0, 1.1], [1.0, 3.0], [500, 500], [4, 8])], turns=2)
     bench = assemble_bench({}, samples, session, sink=2, window=4)
     assert bench["ratios"]["padding"] == pytest.approx(0.9)
