@@ -86,5 +86,5 @@ def test_serve_end_to_end_then_sigterm(serve_process) -> None:
     assert serve_process.returncode == 0, stderr
     output = "".join(lines) + stdout + stderr
     assert "stopped" in stdout
-    assert "decode batches of up to 4 sessions, " in output  # and whether steps are padded
+    assert "decode batches of up to 2 sessions, " in output  # --max-concurrent 2, and padding
     assert TOKEN not in output
