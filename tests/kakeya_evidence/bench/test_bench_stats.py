@@ -174,6 +174,16 @@ def test_kv_goal_fails_when_bytes_grow_past_the_bound():
     assert goals["kv_flat_past_bound"]["met"] is False
 
 
+def test_growth_goals_are_unmeasured_before_the_history_outgrows_the_window():
+    # two turns, history 4 then 6 tokens: never past S + W = 6, so the incremental turn
+    # cannot yet have levelled off; the full re-prefill not growing faster proves nothing
+    session = assemble_session([_trace([1.0, 1.2], [1.0, 1.1], [300, 450], [4, 6], bound=600)], 2)
+    goals = assemble_bench({}, {"runtime": [_sample(9.0)]}, session, sink=2, window=4)["goals"]
+    assert goals["full_reprefill_grows"]["value"] == pytest.approx(1.1)
+    assert goals["full_reprefill_grows"]["met"] is None
+    assert goals["kv_flat_past_bound"]["met"] is None
+
+
 def test_padding_ratio_compares_always_padded_with_as_served():
     samples = {"runtime": [_sample(20.0)], "runtime_padded": [_sample(18.0)]}
     session = assemble_session([_trace([1.0, 1.1], [1.0, 3.0], [500, 500], [4, 8])], turns=2)
