@@ -43,7 +43,12 @@ def _assert_artifacts(out: Path) -> None:
         assert (out / name).is_file(), name
 
 
-def test_a_run_with_every_outcome_writes_the_full_evidence(fixture_suite, tmp_path):
+def test_a_run_with_every_outcome_writes_the_full_evidence(fixture_suite, tmp_path, monkeypatch):
+    suite = fixture_suite("outcomes")
+    # Launched from the suite's own directory, as a user runs from the project's root. With
+    # no ini file, pytest's rootdir is the common ancestor of the launch directory and the
+    # tests, so from elsewhere the node ids would depend on where this checkout lies.
+    monkeypatch.chdir(suite)
     out = tmp_path / "ev"
     out.mkdir()
     shutil.copy(FIXTURES / "bench.json", out / "bench.json")
@@ -59,7 +64,7 @@ def test_a_run_with_every_outcome_writes_the_full_evidence(fixture_suite, tmp_pa
     )
     config = RunConfig(
         output=str(out),
-        tests=str(fixture_suite("outcomes")),
+        tests=str(suite),
         rerun_failures=1,
         test_timeout_s=60,
         baseline=str(baseline),
