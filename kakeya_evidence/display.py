@@ -72,17 +72,18 @@ def categories_table(evidence: dict[str, Any], limit: int = 20) -> Any:
     return _html(f"<table>{head}{rows}</table>" if rows else "<p>No failing tests.</p>")
 
 
-def figure_images(figures: dict[str, Any]) -> list[Any]:
-    """Figures as IPython PNG images (a bare Figure has no inline display outside pyplot)."""
+def figure_images(images: dict[str, str]) -> list[Any]:
+    """The report's figures as IPython PNG images, from the PNG data URIs it already rendered.
+
+    A bare Figure has no inline display outside pyplot, and drawing each one again would
+    cost the report stage a second of rendering.
+    """
     import base64
 
     from IPython.display import Image
 
-    from kakeya_evidence.report.plots import figure_to_data_uri
-
     return [
-        Image(data=base64.b64decode(figure_to_data_uri(f).split(",", 1)[1]), format="png")
-        for f in figures.values()
+        Image(data=base64.b64decode(uri.split(",", 1)[1]), format="png") for uri in images.values()
     ]
 
 

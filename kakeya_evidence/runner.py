@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kakeya_evidence.errors import EvidenceError, OutputDirError, ParameterError
-from kakeya_evidence.kernel import NotebookRun, ensure_kernel, execute_notebook
+from kakeya_evidence.kernel import KernelQueue, NotebookRun, ensure_kernel, execute_notebook
 from kakeya_evidence.progress import Progress
 from kakeya_evidence.report import RUNNER_STAGE, ReportConfig, write_report
 from kakeya_evidence.report.appendix import NotebookPrerender
@@ -177,24 +177,27 @@ def run_pipeline(config: RunConfig) -> int:
     state: dict[str, Any] = {"parameters": asdict(config), "started_at": started, "stages": {}}
     try:
         validate_config(config)
-        kernel = ensure_kernel()
+        kernels = KernelQueue(ensure_kernel(), _notebooks_dir(config))
     except (EvidenceError, OSError) as exc:
         return _abort(out, state, exc)
     _clear_stage_files(out)
     _save_state(out, state)
     progress = Progress(enabled=not config.quiet)
     appendix = NotebookPrerender()  # renders each executed notebook while the next stage runs
-    for index, name in enumerate(STAGES[:3], 1):
-        with _stage_progress(progress, name, index, state):
-            state["stages"][name] = _run_stage(name, config, out, kernel, state, progress)
-        _save_state(out, state)
-        appendix.submit(out / NOTEBOOKS[name])
-    with _stage_progress(progress, "results_report", len(STAGES), state):
-        state["stages"]["results_report"] = _run_report_notebook(config, out, kernel, state)
-    appendix.submit(out / NOTEBOOKS["results_report"])
     try:
+        kernels.start(out / NOTEBOOKS[STAGES[0]])
+        for index, name in enumerate(STAGES[:3], 1):
+            kernels.start(out / NOTEBOOKS[STAGES[index]])  # boots while this stage runs
+            with _stage_progress(progress, name, index, state):
+                state["stages"][name] = _run_stage(name, config, out, kernels, state, progress)
+            _save_state(out, state)
+            appendix.submit(out / NOTEBOOKS[name])
+        with _stage_progress(progress, "results_report", len(STAGES), state):
+            state["stages"]["results_report"] = _run_report_notebook(config, out, kernels)
+        appendix.submit(out / NOTEBOOKS["results_report"])
         return _finish(out, state, config, appendix)
     finally:
+        kernels.close()
         appendix.close()
 
 
@@ -213,7 +216,7 @@ def _run_stage(
     name: str,
     config: RunConfig,
     out: Path,
-    kernel: str,
+    kernels: KernelQueue,
     state: dict[str, Any],
     progress: Progress,
 ) -> dict[str, Any]:
@@ -227,30 +230,32 @@ def _run_stage(
     timeout = config.stage_timeout_s + (_SUITE_MARGIN_S if name == "integration_suite" else 0)
     suite = name == "integration_suite"
     with progress.suite(out / "pytest") if suite else contextlib.nullcontext():
-        run = _notebook(name, config, out, kernel, timeout)
+        run = _notebook(name, config, out, kernels, timeout)
     return _stage_status(name, out, run)
 
 
-def _run_report_notebook(
-    config: RunConfig, out: Path, kernel: str, state: dict[str, Any]
-) -> dict[str, Any]:
-    run = _notebook("results_report", config, out, kernel, config.stage_timeout_s)
+def _run_report_notebook(config: RunConfig, out: Path, kernels: KernelQueue) -> dict[str, Any]:
+    run = _notebook("results_report", config, out, kernels, config.stage_timeout_s)
     return {"status": run.status, "duration_s": round(run.duration_s, 3), "reason": run.reason}
 
 
 def _notebook(
-    name: str, config: RunConfig, out: Path, kernel: str, timeout_s: float
+    name: str, config: RunConfig, out: Path, kernels: KernelQueue, timeout_s: float
 ) -> NotebookRun:
-    notebooks = Path(config.notebooks_dir) if config.notebooks_dir else DEFAULT_NOTEBOOKS_DIR
-    source = notebooks / NOTEBOOKS[name]
+    target = out / NOTEBOOKS[name]
     return execute_notebook(
-        source,
-        out / NOTEBOOKS[name],
+        _notebooks_dir(config) / NOTEBOOKS[name],
+        target,
         _parameters(name, config, out),
-        kernel_name=kernel,
+        kernel_name=kernels.kernel_name,
         timeout_s=timeout_s,
-        cwd=notebooks,
+        cwd=kernels.cwd,
+        started=kernels.take(target),
     )
+
+
+def _notebooks_dir(config: RunConfig) -> Path:
+    return Path(config.notebooks_dir) if config.notebooks_dir else DEFAULT_NOTEBOOKS_DIR
 
 
 def _parameters(name: str, config: RunConfig, out: Path) -> dict[str, Any]:

@@ -14,11 +14,10 @@ if TYPE_CHECKING:
         RUNNER_STAGE,
         Report,
         ReportConfig,
-        build_figures,
         write_report,
     )
 
-__all__ = ["RUNNER_STAGE", "Report", "ReportConfig", "build_figures", "write_report"]
+__all__ = ["RUNNER_STAGE", "Report", "ReportConfig", "write_report"]
 
 
 def __getattr__(name: str) -> Any:

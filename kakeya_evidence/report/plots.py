@@ -2,7 +2,8 @@
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no pyplot), so no
 GUI backend or global state is involved. Every chart has a bounded size, whatever
-the number of tests, modules or workers.
+the number of tests, modules or workers. matplotlib (most of a second to import) loads
+when the first figure is drawn: a report whose figures are all cached never loads it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import base64
 import io
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from kakeya_evidence.report.schema import Outcome, TestRow
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "COLORS",
@@ -71,7 +73,7 @@ def plot_module_outcomes(rows: Sequence[TestRow], limit: int = MAX_MODULE_BARS) 
     if rest:
         labels.append(f"others ({len(rest)} modules)")
         bars.append(sum((per_module[m] for m in rest), Counter()))
-    figure = Figure(figsize=(8, MODULE_CHART_HEIGHT_IN))
+    figure = _figure(figsize=(8, MODULE_CHART_HEIGHT_IN))
     axes = figure.add_subplot()
     left = [0] * len(bars)
     for outcome, color in COLORS.items():
@@ -91,7 +93,7 @@ def plot_module_outcomes(rows: Sequence[TestRow], limit: int = MAX_MODULE_BARS) 
 def plot_slowest_tests(rows: Sequence[TestRow], limit: int = 15) -> Figure:
     """Horizontal bars of the slowest tests' durations."""
     slowest = sorted(rows, key=lambda r: r.duration_s, reverse=True)[:limit]
-    figure = Figure(figsize=(8, 1.2 + 0.3 * max(1, len(slowest))))
+    figure = _figure(figsize=(8, 1.2 + 0.3 * max(1, len(slowest))))
     axes = figure.add_subplot()
     labels = [_short(r.nodeid) for r in slowest]
     colors = [COLORS.get(r.outcome, "#555555") for r in slowest]
@@ -123,7 +125,7 @@ def plot_timeline(rows: Sequence[TestRow]) -> Figure:
     worker); a long bar at a lane's start is usually a slow session-scoped setup.
     """
     lanes = list(timeline_lanes(rows).items())[:_MAX_LANES]
-    figure = Figure(figsize=(10, min(8.0, 1.4 + 0.35 * max(1, len(lanes)))))
+    figure = _figure(figsize=(10, min(8.0, 1.4 + 0.35 * max(1, len(lanes)))))
     axes = figure.add_subplot()
     for index, (_, lane) in enumerate(lanes):
         spans = [(r.start_s or 0.0, max(0.0, (r.stop_s or 0.0) - (r.start_s or 0.0))) for r in lane]
@@ -142,7 +144,7 @@ def plot_trends(runs: Sequence[dict[str, Any]]) -> Figure:
     perf_names = sorted({name for run in runs for name in (run.get("perf") or {})})
     groups = [n for n in ("decode_tok_s", "ttft_s") if any(p.startswith(n) for p in perf_names)]
     panels = 2 + len(groups)
-    figure = Figure(figsize=(9, 2.2 * panels))
+    figure = _figure(figsize=(9, 2.2 * panels))
     axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
     xs = list(range(len(runs)))
     _trend_line(axes[0], xs, [r.get("pass_rate") for r in runs], "pass rate", 100.0)
@@ -164,7 +166,7 @@ def plot_trends(runs: Sequence[dict[str, Any]]) -> Figure:
 def plot_turn_latency(perf: dict[str, Any]) -> Figure:
     """Per-turn latency of a long session: incremental prefill against full re-prefill."""
     latency = (perf.get("long_session") or {}).get("latency_s") or {}
-    figure = Figure(figsize=(7, 3.5))
+    figure = _figure(figsize=(7, 3.5))
     axes = figure.add_subplot()
     for name, values in latency.items():
         axes.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
@@ -179,7 +181,7 @@ def plot_kv_bytes(perf: dict[str, Any]) -> Figure:
     """Live KV-cache bytes per turn with the configured bound."""
     session = perf.get("long_session") or {}
     live = session.get("kv_live_bytes") or []
-    figure = Figure(figsize=(7, 3.5))
+    figure = _figure(figsize=(7, 3.5))
     axes = figure.add_subplot()
     axes.plot(range(1, len(live) + 1), [b / 2**20 for b in live], marker="o", markersize=3)
     bound = session.get("kv_bound_bytes")
@@ -196,7 +198,7 @@ def plot_throughput(perf: dict[str, Any]) -> Figure:
     """Decode tokens/s per path, with the measured spread as error bars."""
     values = {k: v for k, v in (perf.get("decode_tok_s") or {}).items() if v is not None}
     spreads = perf.get("decode_tok_s_spread") or {}
-    figure = Figure(figsize=(7, 3.5))
+    figure = _figure(figsize=(7, 3.5))
     axes = figure.add_subplot()
     names = list(values)
     errors = [spreads.get(n) or 0.0 for n in names]
@@ -222,7 +224,7 @@ def plot_concurrency(perf: dict[str, Any]) -> Figure:
     """Aggregate decode tokens/s and per-session latency against n sessions generating together."""
     rows = sorted(perf.get("concurrency") or [], key=lambda row: row.get("n") or 0)
     ns = [int(row.get("n") or 0) for row in rows]
-    figure = Figure(figsize=(10, 3.5))
+    figure = _figure(figsize=(10, 3.5))
     rate, latency = figure.subplots(1, 2)
     for key, label in CONCURRENCY_SERIES:
         _trend_line(rate, ns, [row.get(key) for row in rows], label, 1.0)
@@ -236,6 +238,12 @@ def plot_concurrency(perf: dict[str, Any]) -> Figure:
         axes.legend(fontsize="small")
     figure.suptitle("Continuous batching: throughput and latency against n")
     return figure
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
 
 
 def _trend_line(axes: Any, xs: list[int], values: list[Any], label: str, scale: float) -> None:

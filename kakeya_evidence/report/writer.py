@@ -18,12 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kakeya_evidence.errors import ParameterError
-from kakeya_evidence.report import plots
 from kakeya_evidence.report.appendix import NotebookHtml, NotebookPrerender, render_notebooks
 from kakeya_evidence.report.baseline import compare
 from kakeya_evidence.report.budget import DEFAULT_MAX_REPORT_MB
@@ -37,6 +34,7 @@ from kakeya_evidence.report.evidence import (
     suite_rows,
     write_json,
 )
+from kakeya_evidence.report.figures import draw_images, figure_specs
 from kakeya_evidence.report.gates import GateConfig, evaluate_gates
 from kakeya_evidence.report.history import build_history, load_history
 from kakeya_evidence.report.html import order_rows, render_report
@@ -45,12 +43,14 @@ from kakeya_evidence.report.summary import render_summary
 from kakeya_evidence.report.text import safe_data, safe_text, write_text_file
 from kakeya_evidence.stages import read_stage
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
     "REPORT_FILES",
     "RUNNER_STAGE",
     "Report",
     "ReportConfig",
-    "build_figures",
     "write_report",
 ]
 
@@ -122,35 +122,15 @@ class Report:
 
     evidence: dict[str, Any]
     summary: str
-    figures: dict[str, Figure] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)  # drawn by this call (not cached)
     html_path: Path | None = None
     html_bytes: int = 0
+    images: dict[str, str] = field(default_factory=dict)  # every figure's PNG data URI
 
     @property
     def exit_code(self) -> int:
         """The exit code evidence.json holds (2 when it could not be written)."""
         return int(self.evidence["exit_code"])
-
-
-def build_figures(evidence: dict[str, Any], rows: list[TestRow]) -> dict[str, Figure]:
-    """Make every figure the evidence supports (each only when it has data)."""
-    figures: dict[str, Figure] = {}
-    if rows:
-        figures["modules"] = plots.plot_module_outcomes(rows)
-        figures["slowest"] = plots.plot_slowest_tests(rows)
-    if plots.timeline_lanes(rows):
-        figures["timeline"] = plots.plot_timeline(rows)
-    history = evidence.get("history") or {}
-    if len(history.get("runs") or []) > 1:
-        figures["trends"] = plots.plot_trends(history["runs"])
-    perf = evidence.get("perf")
-    if perf:
-        figures["turn_latency"] = plots.plot_turn_latency(perf)
-        figures["kv_bytes"] = plots.plot_kv_bytes(perf)
-        figures["throughput"] = plots.plot_throughput(perf)
-        if perf.get("concurrency"):
-            figures["concurrency"] = plots.plot_concurrency(perf)
-    return figures
 
 
 def write_report(
@@ -226,8 +206,8 @@ def _write_files(
     config: ReportConfig,
     problems: list[str],
 ) -> Report:
-    figures = _attempt(problems, "figures", lambda: build_figures(evidence, rows)) or {}
-    images = _attempt(problems, "figures", lambda: _images(figures)) or {}
+    drawn = _attempt(problems, "figures", lambda: draw_images(out, figure_specs(evidence, rows)))
+    images, figures = drawn or ({}, {})
     known = len(problems)
     texts = _render(evidence, rows, images, notebooks, config, problems)
     if len(problems) > known:
@@ -252,6 +232,7 @@ def _write_files(
         figures,
         out / "report.html",
         len(html.encode("utf-8", errors="replace")),
+        images,
     )
 
 
@@ -304,10 +285,6 @@ def _attempt(problems: list[str], what: str, action: Callable[[], _T]) -> _T | N
     except Exception as exc:  # any failure of one part must leave the rest of the report
         problems.append(f"{what}: {type(exc).__name__}: {safe_text(str(exc))[:300]}")
         return None
-
-
-def _images(figures: dict[str, Figure]) -> dict[str, str]:
-    return {name: plots.figure_to_data_uri(figure) for name, figure in figures.items()}
 
 
 def _notebooks(out: Path, prerender: NotebookPrerender | None) -> list[NotebookHtml]:

@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
-from kakeya_evidence.kernel import ensure_kernel, execute_notebook
+from kakeya_evidence.kernel import KernelQueue, ensure_kernel, execute_notebook
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -74,3 +75,64 @@ def test_the_kernel_runs_encrypted_and_prints_nothing_to_the_terminal(kernel, tm
     assert (out, err) == ("", "")
     log = (tmp_path / "out.kernel.log").read_text()
     assert "kernel-side noise" in log and "without encryption" not in log
+
+
+def _where_and_who(tmp_path: Path) -> Path:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("import os; print(os.getcwd(), os.getpid())")]
+    nbformat.write(notebook, tmp_path / "who.ipynb")
+    return tmp_path / "who.ipynb"
+
+
+def _printed(executed: Path) -> tuple[str, int]:
+    text = nbformat.read(executed, as_version=4).cells[0].outputs[0]["text"]
+    cwd, pid = text.split()
+    return cwd, int(pid)
+
+
+def test_a_kernel_started_ahead_runs_its_notebook_in_the_queues_directory_then_stops(
+    kernel, tmp_path
+):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    queue = KernelQueue(kernel, workdir)
+    target = tmp_path / "out.ipynb"
+    queue.start(target)
+    started = queue.take(target)
+    assert queue.take(target) is None  # handed out once
+    pid = started.provisioner.process.pid
+    run = execute_notebook(
+        _where_and_who(tmp_path), target, {}, kernel_name=kernel, timeout_s=60, started=started
+    )
+    assert (run.status, run.attempts) == ("ok", 1)
+    assert _printed(target) == (str(workdir), pid)  # that kernel, not a fresh one
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_kernel_started_ahead_that_died_before_its_turn_is_replaced_by_a_fresh_one(
+    kernel, tmp_path
+):
+    queue = KernelQueue(kernel, tmp_path)
+    target = tmp_path / "out.ipynb"
+    queue.start(target)
+    started = queue.take(target)
+    dead = started.provisioner.process
+    dead.kill()
+    dead.wait(timeout=30)
+    run = execute_notebook(
+        _where_and_who(tmp_path), target, {}, kernel_name=kernel, timeout_s=60, started=started
+    )
+    assert (run.status, run.attempts) == ("ok", 1)
+    assert _printed(target)[1] != dead.pid
+
+
+def test_closing_the_queue_stops_every_kernel_never_taken(kernel, tmp_path):
+    before = {child.pid for child in psutil.Process().children()}
+    queue = KernelQueue(kernel, tmp_path)
+    for name in ("a", "b"):
+        queue.start(tmp_path / f"{name}.ipynb")
+    kernels = [child for child in psutil.Process().children() if child.pid not in before]
+    assert len(kernels) == 2
+    queue.close()
+    assert [k.is_running() and k.status() != psutil.STATUS_ZOMBIE for k in kernels] == [False] * 2
+    assert queue.take(tmp_path / "a.ipynb") is None

@@ -8,6 +8,7 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import psutil
 import pytest
 
 from kakeya_evidence.cli import main
@@ -70,6 +71,7 @@ def test_a_run_with_every_outcome_writes_the_full_evidence(fixture_suite, tmp_pa
         baseline=str(baseline),
     )
     assert run_pipeline(config) == 1
+    assert not [p for p in psutil.Process().children() if "ipykernel" in " ".join(p.cmdline())]
     _assert_artifacts(out)
     evidence = json.loads((out / "evidence.json").read_text())
     assert evidence["verdict"] == "failed" and evidence["exit_code"] == 1

@@ -72,3 +72,17 @@ def test_a_baseline_of_the_wrong_shape_still_compares_what_it_can(tmp_path):
     report = write_report(tmp_path / "ev", ReportConfig(baseline=str(tmp_path / "odd.json")))
     assert report.evidence["baseline"]["tests"]["new_failures"] == ["t.py::a"]
     assert report.exit_code == 1
+
+
+def test_the_notebook_shows_the_same_figures_the_page_embeds_without_drawing_them_again(tmp_path):
+    from kakeya_evidence.display import figure_images
+
+    write_run(tmp_path, [make_test("t.py::a"), make_test("t.py::b", "failed")])
+    report = write_report(tmp_path)
+    assert report.images.keys() == report.figures.keys() and report.images
+    html = (tmp_path / "report.html").read_text()
+    shown = figure_images(report.images)
+    assert len(shown) == len(report.images)
+    for image, uri in zip(shown, report.images.values(), strict=True):
+        assert uri in html  # the page embeds exactly these PNGs
+        assert image.data.startswith(b"\x89PNG")
