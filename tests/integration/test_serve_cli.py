@@ -38,17 +38,18 @@ def serve_process(model_config):
 
 
 def read_addresses(process: subprocess.Popen) -> tuple[str, str, list[str]]:
+    """Read serve's start-up lines, through the last one it prints before it waits.
+
+    Stopping earlier would leave lines in the pipe reader's buffer, where `communicate`
+    (which reads the file descriptor itself) never sees them.
+    """
     lines: list[str] = []
-    grpc_address = http_url = None
-    while grpc_address is None or http_url is None:
+    while not lines or not lines[-1].startswith("decode batches of up to "):
         line = process.stdout.readline()
         assert line, f"serve exited early: {process.stderr.read()}"
         lines.append(line)
-        if line.startswith("grpc listening on "):
-            grpc_address = line.split()[-1]
-        elif line.startswith("http listening on "):
-            http_url = line.split()[-1]
-    return grpc_address, http_url, lines
+    addresses = {line.split(" listening on ")[0]: line.split()[-1] for line in lines}
+    return addresses["grpc"], addresses["http"], lines
 
 
 def test_serve_end_to_end_then_sigterm(serve_process) -> None:
