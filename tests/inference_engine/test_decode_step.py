@@ -10,7 +10,8 @@ import copy
 
 import pytest
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
+from random_qwen3 import random_qwen3
+from transformers import Qwen3ForCausalLM
 
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.session.generator import (
@@ -26,19 +27,7 @@ PROMPTS = [[(5 * i + 7 * k + 1) % 89 for k in range(9 + 4 * i)] for i in range(L
 
 @pytest.fixture(scope="module")
 def model() -> Qwen3ForCausalLM:
-    torch.manual_seed(0)
-    config = Qwen3Config(
-        vocab_size=89,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        max_position_embeddings=4096,
-        attn_implementation="sdpa",
-    )
-    return Qwen3ForCausalLM(config).eval()
+    return random_qwen3(vocab_size=89, hidden_size=64, head_dim=16)
 
 
 def prefilled(model: Qwen3ForCausalLM, which: int) -> tuple[SinkWindowCache, int]:

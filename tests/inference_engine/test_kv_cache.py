@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
+from random_qwen3 import random_qwen3
+from transformers import Qwen3ForCausalLM
 
 from inference_engine.errors import InvariantViolation
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
@@ -15,19 +16,7 @@ SINK, WINDOW = 3, 10
 
 @pytest.fixture(scope="module")
 def model() -> Qwen3ForCausalLM:
-    torch.manual_seed(0)
-    config = Qwen3Config(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=4096,
-        attn_implementation="sdpa",
-    )
-    return Qwen3ForCausalLM(config).eval()
+    return random_qwen3(vocab_size=97, hidden_size=32, head_dim=8)
 
 
 def new_cache(model: Qwen3ForCausalLM, chunk: int = 8) -> SinkWindowCache:
