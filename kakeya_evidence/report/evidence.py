@@ -187,6 +187,9 @@ def collect_provenance(parameters: dict[str, Any]) -> dict[str, Any]:
         "parameters": parameters,
         "packages": {name: package_version(name) for name in PACKAGES},
         "run_url": _run_url(),
+        # publish refuses evidence of another run or attempt (a re-run's artifact).
+        "run_id": _env_int("GITHUB_RUN_ID"),
+        "run_attempt": _env_int("GITHUB_RUN_ATTEMPT"),
     }
 
 
@@ -263,6 +266,11 @@ def _git(args: list[str]) -> str | None:
 def _dirty() -> bool | None:
     status = _git(["status", "--porcelain", "--untracked-files=no"])
     return None if status is None else bool(status)
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def _run_url() -> str | None:

@@ -10,6 +10,7 @@ import pytest
 from fake_github import INSTALLATION_TOKEN, FakeGitHub, serve_fake_github
 
 from kakeya_evidence import github
+from kakeya_evidence.github import client as client_module
 
 
 @pytest.fixture
@@ -35,3 +36,11 @@ def cli() -> Callable[[list[str]], tuple[int, str]]:
         return args.func(args, out), out.getvalue()
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Retries record their waits instead of sleeping (every client, also the CLI's)."""
+    waits: list[float] = []
+    monkeypatch.setattr(client_module, "_sleep", waits.append)
+    return waits
