@@ -9,7 +9,9 @@ the same evidence directory itself and checks that they agree:
   outcome is the worst category among its reports; failed and error nodes that
   passed in a ``pytest/rerunN`` record are flaky, not failing;
 - ``junit.xml``: pytest's own (or one written from the record after a crash): the
-  test cases with a ``<failure>`` or ``<error>`` must be the record's failing nodes.
+  test cases with a ``<failure>`` or ``<error>`` must be the record's failing nodes
+  (pytest writes a test that fails and then errors in teardown as two test cases of
+  the same name: they count once).
 
 A passing ``evidence.json`` must agree with both: the suite finished, tests ran, no
 node failed, and its failing rows are exactly the record's. Any disagreement is a
@@ -171,9 +173,9 @@ def _junit_failing(path: Path) -> int | None:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError):
         return None
-    cases = root.iter("testcase")
-    return sum(1 for case in cases if case.find("failure") is not None or _has_error(case))
-
-
-def _has_error(case: ET.Element) -> bool:
-    return case.find("error") is not None
+    failing = {
+        (case.get("file"), case.get("classname"), case.get("name"))
+        for case in root.iter("testcase")
+        if case.find("failure") is not None or case.find("error") is not None
+    }
+    return len(failing)
