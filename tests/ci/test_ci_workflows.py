@@ -179,9 +179,8 @@ def test_publish_runs_after_the_mac_job_whatever_happened_on_mains_code():
     (checkout,) = step_using(publish, "actions/checkout")
     assert checkout["with"]["ref"] == "main"
     (download,) = step_using(publish, "actions/download-artifact")
-    assert (
-        download["with"]["name"] == "${{ needs.gate.outputs.artifact }}-${{ github.run_attempt }}"
-    )
+    mac_attempt = "${{ needs.evidence.outputs.attempt || github.run_attempt }}"
+    assert download["with"]["name"] == "${{ needs.gate.outputs.artifact }}-" + mac_attempt
     assert download.get("continue-on-error") is True  # no evidence is published as such
     env = next(s for s in publish["steps"] if "run" in s)["env"]
     assert env["REPORT_URL"] == f"${{{{ needs.{mac_id}.outputs.report-url }}}}"
@@ -458,31 +457,49 @@ def test_every_upload_overwrites_and_names_the_attempt():
                 assert "${{ github.run_attempt }}" in step["with"]["name"], f"{job_id}"
         for job_id, job in load(name)["jobs"].items():
             for step in step_using(job, "actions/download-artifact"):
-                assert "${{ github.run_attempt }}" in step["with"]["name"], f"{job_id}"
+                assert ".outputs.attempt" in step["with"]["name"], f"{job_id}"
 
 
-def render_name(template: str, attempt: int, artifact: str = "evidence-mac-m4") -> str:
-    return template.replace("${{ github.run_attempt }}", str(attempt)).replace(
-        "${{ needs.gate.outputs.artifact }}", artifact
-    )
+def render_name(template: str, attempt: int, made_in: dict[str, int]) -> str:
+    """An artifact name as GitHub evaluates it: this attempt, and each earlier job's
+    ``outputs.attempt`` (kept from the attempt that ran it when a re-run skips it)."""
+    text = template.replace("${{ needs.gate.outputs.artifact }}", "evidence-mac-m4")
+    for job, made in made_in.items():
+        text = text.replace(f"${{{{ needs.{job}.outputs.attempt }}}}", str(made))
+        text = text.replace(
+            f"${{{{ needs.{job}.outputs.attempt || github.run_attempt }}}}", str(made)
+        )
+    return text.replace("${{ github.run_attempt }}", str(attempt))
 
 
-def test_a_rerun_uploads_and_downloads_its_own_attempt():
-    """Re-run all jobs, then re-run failed jobs: every upload succeeds against the fake's
-    409 rule, and publish downloads the artifact of the attempt that is running."""
+@pytest.mark.parametrize(
+    "reruns",
+    [
+        [{"gate", "pending", "evidence", "publish"}] * 3,  # "Re-run all jobs", twice
+        [{"publish"}, {"evidence", "publish"}],  # "Re-run failed jobs": publish, then the Mac
+    ],
+    ids=["rerun-all", "rerun-failed"],
+)
+def test_a_rerun_uploads_without_409_and_publish_reads_the_macs_attempt(reruns):
+    """Every upload succeeds against the fake's 409 rule, and publish downloads the
+    evidence of the attempt in which the Mac job last ran, never another."""
     from fake_github import FakeGitHub  # the fake of tests/kakeya_evidence/github
 
     fake = FakeGitHub()
     jobs = integration_jobs()
-    steps = [s for job in jobs.values() for s in uploads(job)]
-    (publish_download,) = step_using(jobs["publish"], "actions/download-artifact")
-    for attempt in (1, 2, 3):
-        for step in steps:
-            name = render_name(step["with"]["name"], attempt)
-            assert fake.upload_artifact(42, name, b"x", step["with"]["overwrite"]) == 201
-            assert fake.upload_artifact(42, name, b"y", overwrite=False) == 409  # the rule holds
-        wanted = render_name(publish_download["with"]["name"], attempt)
-        assert wanted.endswith(f"-{attempt}") and (42, wanted) in fake.uploads
+    made_in = {"gate": 1, "evidence": 1}
+    for attempt, rerun in enumerate([set(jobs), *reruns], start=1):
+        made_in.update({job: attempt for job in rerun if job in made_in})
+        for job_id in (j for j in jobs if j in rerun):
+            for step in step_using(jobs[job_id], "actions/download-artifact"):
+                name = render_name(step["with"]["name"], attempt, made_in)
+                source = "gate" if job_id == "evidence" else "evidence"
+                assert name.endswith(f"-{made_in[source]}"), (job_id, name)
+                assert (42, name) in fake.uploads, (job_id, name)
+            for step in uploads(jobs[job_id]):
+                name = render_name(step["with"]["name"], attempt, made_in)
+                assert fake.upload_artifact(42, name, b"x", step["with"]["overwrite"]) == 201
+                assert fake.upload_artifact(42, name, b"y", overwrite=False) == 409
 
 
 def test_pending_and_publish_hold_the_apps_key_in_mains_environment():
@@ -508,7 +525,10 @@ def test_pending_and_publish_hold_the_apps_key_in_mains_environment():
 
 def test_publish_is_told_the_attempt_and_the_partial_run():
     step = next(s for s in integration_jobs()["publish"]["steps"] if "run" in s)
-    assert '--run-attempt "$GITHUB_RUN_ATTEMPT"' in step["run"]
+    assert '--run-attempt "$MAC_ATTEMPT"' in step["run"]
+    assert (
+        step["env"]["MAC_ATTEMPT"] == "${{ needs.evidence.outputs.attempt || github.run_attempt }}"
+    )
     assert '--run-id "$GITHUB_RUN_ID"' in step["run"]
     assert '--partial="$PARTIAL"' in step["run"]
     assert step["env"]["PARTIAL"] == "${{ inputs.pytest-args }}"
