@@ -135,7 +135,9 @@ def app_jwt(app_id: str, key: RsaKey, now: float | None = None) -> str:
     """The App's JSON Web Token (RS256), valid for nine minutes."""
     issued = int(now if now is not None else time.time()) - JWT_BACKDATE_S
     header = {"alg": "RS256", "typ": "JWT"}
-    payload = {"iat": issued, "exp": issued + JWT_BACKDATE_S + JWT_LIFETIME_S, "iss": app_id}
+    # GitHub takes the App id (a number) or its client id (a string) as the issuer.
+    issuer: int | str = int(app_id) if app_id.isdigit() else app_id
+    payload = {"iat": issued, "exp": issued + JWT_BACKDATE_S + JWT_LIFETIME_S, "iss": issuer}
     signing_input = _b64url(_json(header)) + "." + _b64url(_json(payload))
     return signing_input + "." + _b64url(sign_rs256(key, signing_input.encode("ascii")))
 

@@ -71,7 +71,7 @@ def test_the_jwt_is_rs256_and_verifies_with_openssl(keys, tmp_path):
     pad = lambda part: base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))  # noqa: E731
     assert json.loads(pad(head)) == {"alg": "RS256", "typ": "JWT"}
     claims = json.loads(pad(body))
-    assert claims["iss"] == str(APP_ID) and claims["exp"] - claims["iat"] <= 600
+    assert claims["iss"] == APP_ID and claims["exp"] - claims["iat"] <= 600
     assert claims["iat"] < 1_000_000 < claims["exp"]
     assert verify(keys, tmp_path, f"{head}.{body}".encode(), pad(sig))
 
