@@ -69,15 +69,15 @@ def build_environment(
         return Environment(sys.executable, "reused", env={**env, "PYTHONPATH": path})
     python = _create_venv(venv)
     if lock is not None and lock.is_file() and target is not None:
-        _pip(python, "install", "--require-hashes", "-r", str(lock))
-        _pip(python, "install", "--no-deps", "--no-build-isolation", "-e", str(worktree))
+        _pip_install(python, "--require-hashes", "-r", str(lock))
+        _pip_install(python, "--no-deps", "--no-build-isolation", "-e", str(worktree))
         return Environment(python, "lock", target.path, lock_sha256(lock), env=env)
     pins = {name: v for name, v in packages.items() if v and name != "kakeya"}
     missing = unavailable_versions(python, pins)
     constraints = venv / "recorded-versions.txt"
     kept = [f"{n}=={v}" for n, v in sorted(pins.items()) if f"{n}=={v}" not in missing]
     constraints.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
-    _pip(python, "install", "-c", str(constraints), "-e", f"{worktree}[test]")
+    _pip_install(python, "-c", str(constraints), "-e", f"{worktree}[test]")
     return Environment(python, "recorded versions", missing_versions=tuple(missing), env=env)
 
 
@@ -110,8 +110,8 @@ def _create_venv(venv: Path) -> str:
     return str(venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
 
 
-def _pip(python: str, *args: str) -> None:
-    _run([python, "-m", "pip", "install", "--quiet", *args[1:]], f"pip {' '.join(args)}")
+def _pip_install(python: str, *args: str) -> None:
+    _run([python, "-m", "pip", "install", "--quiet", *args], f"pip install {' '.join(args)}")
 
 
 def _run(command: list[str], what: str) -> None:

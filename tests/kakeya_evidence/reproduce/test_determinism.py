@@ -136,3 +136,16 @@ def test_paths_of_the_original_checkout_move_into_the_worktree(tmp_path):
 def test_a_clean_original_needs_no_refusal():
     assert dirty_refusal({"commit": "abc", "dirty": False}) is None
     assert "--allow-dirty" in (dirty_refusal({"commit": "abc", "dirty": True}) or "")
+
+
+def test_recorded_versions_the_index_no_longer_has_are_listed(tmp_path):
+    from kakeya_evidence.reproduce.environment import unavailable_versions
+
+    # a stand-in for `python -m pip index versions NAME`, as pip prints it
+    fake = tmp_path / "python"
+    fake.write_text(
+        '#!/bin/sh\necho "$4 (2.13.0+cpu)"\necho "Available versions: 2.13.0+cpu, 2.12.1"\n'
+    )
+    fake.chmod(0o755)
+    pins = {"torch": "2.13.0", "numpy": "1.0.0", "other": "2.12.1"}
+    assert unavailable_versions(str(fake), pins) == ["numpy==1.0.0"]
