@@ -54,8 +54,8 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def evidence_run(repo: Path, out: Path) -> dict:
-    config = RunConfig(output=str(out), tests="tests", notebooks_dir=str(repo / "notebooks"))
-    run_pipeline(RunConfig(**{**config.__dict__, "quiet": True}))
+    notebooks = str(repo / "notebooks")
+    run_pipeline(RunConfig(output=str(out), tests="tests", notebooks_dir=notebooks, quiet=True))
     return json.loads((out / "evidence.json").read_text(encoding="utf-8"))
 
 
