@@ -30,6 +30,12 @@ HOST_KEYS = (
 )
 _MODEL_KEYS = ("id", "revision", "device", "dtype")
 ABSENT = "absent"
+_CONTEXT = (
+    ("model_differs", "model"),
+    ("packages_differ", "packages"),
+    ("host_differs", "host facts"),
+    ("determinism_differs", "determinism facts"),
+)
 
 
 def compare_runs(then: dict[str, Any], now: dict[str, Any], only_test: str = "") -> dict[str, Any]:
@@ -92,6 +98,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     run = report.get("run") or {}
     lines += [f"- {key}: {value}" for key, value in run.items() if value not in (None, "", [])]
+    same = [what for key, what in _CONTEXT if not report.get(key)]
+    if same:
+        lines.append(f"- the same then and now: {', '.join(same)}")
     lines += _table("Tests whose outcome differs", report.get("tests_differ"), "nodeid")
     lines += _table("Model", report.get("model_differs"), "key")
     lines += _perf_table(report.get("perf") or {})

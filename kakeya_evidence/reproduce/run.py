@@ -108,7 +108,7 @@ def reproduce(config: ReproduceConfig) -> int:
                 tree, out / "venv", provenance.get("packages") or {}, config.reuse_venv
             )
             run.update(_environment_facts(env))
-            run["prewarm"] = _prewarm(env, tree, then)
+            run.update(_prewarm(env, tree, then))
             now = _rerun(env, tree, then, out / "run", config)
     except CannotReproduce as exc:
         run["wall_s"] = round(time.monotonic() - started, 1)
@@ -161,7 +161,7 @@ def _prewarm(env: Environment, tree: Path, then: dict[str, Any]) -> dict[str, An
     proc = _run(command, tree, env, "prewarm")
     match = re.search(r"revision=(\S+)", proc.stdout)
     revision = match.group(1) if match else None
-    return {"model": model, "revision then": recorded, "revision now": revision}
+    return {"model": model, "model revision then": recorded, "model revision prewarmed": revision}
 
 
 def _rerun(
@@ -200,7 +200,12 @@ def _bench_config(perf: Any) -> dict[str, Any] | None:
     config = meta.get("config")
     if not isinstance(config, dict):
         return None
-    return {"model": meta.get("model"), "device": meta.get("device"), **config}
+    # the device the original resolved to ("auto" could pick another one here)
+    return {
+        **config,
+        "model": meta.get("model") or config.get("model"),
+        "device": meta.get("device") or config.get("device"),
+    }
 
 
 def _run(
