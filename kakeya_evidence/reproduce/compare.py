@@ -121,8 +121,20 @@ def _outcomes(evidence: dict[str, Any]) -> dict[str, str]:
 
 
 def _same_test(nodeid: str, wanted: str) -> bool:
-    # a recorded node id is relative to pytest's rootdir; the one asked for may be longer
-    return nodeid == wanted or wanted.endswith("/" + nodeid) or nodeid.endswith("/" + wanted)
+    """Whether ``nodeid`` is what ``--tests`` asked for: that node, or a file or folder above
+    it. A recorded node id is relative to pytest's rootdir; the one asked for may be longer."""
+    wanted = wanted.removeprefix("./").rstrip("/")
+    for tail in _tails(wanted):
+        if nodeid == tail or nodeid.startswith((tail + "::", tail + "/", tail + "[")):
+            return True
+    return False
+
+
+def _tails(path: str) -> list[str]:
+    """``a/b/c.py::t``, ``b/c.py::t``, ``c.py::t``: the node id seen from each folder above."""
+    head, sep, node = path.partition("::")
+    parts = head.split("/")
+    return ["/".join(parts[i:]) + sep + node for i in range(len(parts)) if parts[i]]
 
 
 def _side_by_side(then: Any, now: Any, keys: tuple[str, ...] | None = None) -> list[dict[str, Any]]:

@@ -88,6 +88,10 @@ def test_a_reproduction_names_each_difference():
     assert "| torch_num_threads | 2 | 4 |" in markdown and "outcomes differ" in markdown
     # one test only: the unchanged one matches
     assert compare_runs(then, now, "tests/t.py::a")["result"] == MATCH
+    # a file or folder selects the tests under it; a node id of another rootdir still matches
+    assert compare_runs(then, now, "t.py")["tests_compared"] == 2
+    assert compare_runs(then, now, "/src/repo/t.py::a")["tests_compared"] == 1
+    assert compare_runs(then, now, "other.py")["result"] == DIFFER  # nothing compared
 
 
 def test_the_same_outcomes_on_another_revision_differ():
