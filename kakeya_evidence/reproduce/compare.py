@@ -8,6 +8,8 @@ context for a reviewer and never decide the result (perf has its noise band for 
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from kakeya_evidence.report.baseline import compare_perf
@@ -49,8 +51,8 @@ def compare_runs(then: dict[str, Any], now: dict[str, Any], only_test: str = "")
     outcomes_then, outcomes_now = _outcomes(then), _outcomes(now)
     if only_test:
         names = [n for n in {**outcomes_then, **outcomes_now} if _same_test(n, only_test)]
-        verdict_then = ", ".join(outcomes_then.get(n, ABSENT) for n in names) or ABSENT
-        verdict_now = ", ".join(outcomes_now.get(n, ABSENT) for n in names) or ABSENT
+        verdict_then = _tally(outcomes_then.get(n, ABSENT) for n in names)
+        verdict_now = _tally(outcomes_now.get(n, ABSENT) for n in names)
     else:
         names = sorted({*outcomes_then, *outcomes_now})
         verdict_then, verdict_now = str(then.get("verdict")), str(now.get("verdict"))
@@ -118,6 +120,12 @@ def _outcomes(evidence: dict[str, Any]) -> dict[str, str]:
         for t in rows
         if isinstance(t, dict) and t.get("nodeid")
     }
+
+
+def _tally(outcomes: Iterable[str]) -> str:
+    """``2 passed, 1 failed`` (the selected tests' outcomes; "absent" when there are none)."""
+    counts = Counter(outcomes)
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or ABSENT
 
 
 def _same_test(nodeid: str, wanted: str) -> bool:
