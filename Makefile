@@ -8,13 +8,25 @@ DEVICE ?= auto
 OUTPUT ?= evidence
 PYTEST_ARGS ?=
 
-.PHONY: setup evidence test lint proto
+.PHONY: setup evidence test lint proto lab lock
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
+# Installs this platform's lock (locks/*.txt, hash-checked) and registers the kernel "kakeya".
+$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh $(wildcard locks/*.txt)
 	bash scripts/bootstrap.sh $(VENV)
 	touch $@
+
+# JupyterLab on notebooks/ with the project's kernel, offline, on loopback (LAB_ARGS: more flags).
+LAB_ARGS ?=
+lab: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter-lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 \
+		--MappingKernelManager.default_kernel_name=kakeya \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Recompile locks/linux-cpu.txt and locks/macos-arm64.txt from pyproject.toml (uv, the index).
+lock: setup
+	$(PY) -m kakeya_evidence.reproduce.locks
 
 # The benchmark writes $(OUTPUT)/bench.json first; `run` folds it into the report.
 evidence: setup

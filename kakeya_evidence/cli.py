@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge.set_defaults(func=_merge)
     github.register(sub)
     register_bench(sub)
+    from kakeya_evidence.reproduce.run import register as register_reproduce
+
+    register_reproduce(sub)
     return parser
 
 

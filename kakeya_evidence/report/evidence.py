@@ -143,7 +143,7 @@ def build_evidence(
         "host": host,
         "model": _model(params, cache, host, loaded),
         "cache": cache,
-        "provenance": merge.get("provenance") or collect_provenance(params),
+        "provenance": merge.get("provenance") or collect_provenance(params, host),
         "perf": perf,
         "baseline": None,
         "gates": [],
@@ -179,13 +179,19 @@ def decide_verdict(
     return Verdict.PASSED
 
 
-def collect_provenance(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Commit, dirty flag, parameters, package versions and the CI run URL."""
+def collect_provenance(
+    parameters: dict[str, Any], host: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Commit, dirty flag, parameters, package versions, determinism and the CI run URL."""
+    from kakeya_evidence.reproduce.determinism import collect_determinism
+
     return {
         "commit": _git(["rev-parse", "HEAD"]),
         "dirty": _dirty(),
+        "toplevel": _git(["rev-parse", "--show-toplevel"]),
         "parameters": parameters,
         "packages": {name: package_version(name) for name in PACKAGES},
+        "determinism": collect_determinism(parameters, host or {}),
         "run_url": _run_url(),
         # publish refuses evidence of another run or attempt (a re-run's artifact).
         "run_id": _env_int("GITHUB_RUN_ID"),

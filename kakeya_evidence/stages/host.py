@@ -41,7 +41,14 @@ _PROBE = (
     "mps = getattr(torch.backends, 'mps', None)\n"
     "print(json.dumps({'cuda': torch.cuda.is_available(),"
     " 'cuda_devices': torch.cuda.device_count(),"
-    " 'mps': bool(mps and mps.is_available())}))\n"
+    " 'mps': bool(mps and mps.is_available()),"
+    # determinism (kakeya_evidence/reproduce/determinism.py): a fresh process, like the suite's
+    " 'torch_deterministic_algorithms': torch.are_deterministic_algorithms_enabled(),"
+    " 'torch_deterministic_warn_only': torch.is_deterministic_algorithms_warn_only_enabled(),"
+    " 'cudnn_deterministic': torch.backends.cudnn.deterministic,"
+    " 'cudnn_benchmark': torch.backends.cudnn.benchmark,"
+    " 'torch_num_threads': torch.get_num_threads(),"
+    " 'torch_num_interop_threads': torch.get_num_interop_threads()}))\n"
 )
 
 
