@@ -190,7 +190,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         OutputDirError: the output directory cannot be written.
     """
     from inference_engine.errors import ModelNotCached, RuntimeFault
-    from kakeya_evidence.runner import check_output_dir
+    from kakeya_evidence.common.files import check_output_dir
 
     config = validate_config(config_from_args(args))
     out = check_output_dir(config.output)

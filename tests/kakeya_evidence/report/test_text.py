@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from kakeya_evidence.report.text import safe_data, safe_text, write_text_file
+from kakeya_evidence.common.text import safe_data, safe_text, write_text_file
 
 SURROGATE = os.fsdecode(b"report-\xff.txt")  # a lone surrogate, as odd file names give
 

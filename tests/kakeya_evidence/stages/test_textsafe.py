@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from kakeya_evidence.stages.textsafe import CUT_MARK, clip_end, first_line, safe_text
+from kakeya_evidence.common.text import CUT_MARK, clip_end, first_line, safe_text
 
 
 def test_a_lone_surrogate_becomes_the_replacement_character_and_encodes():
