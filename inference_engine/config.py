@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-DEFAULT_MODEL_ID = "kakeya/tiny-qwen3"
+from inference_engine.models.presets import TINY_MODEL_ID
+
+DEFAULT_MODEL_ID = TINY_MODEL_ID  # the embedded preset, the default everywhere
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from kakeya_evidence.bench.stats import (
     concurrency_row,
     decode_rate,
 )
+from kakeya_evidence.common.params import DEFAULT_MODEL_ID, DEFAULT_OUTPUT_DIR
 from kakeya_evidence.errors import CacheMissError, ParameterError
 
 __all__ = ["BenchConfig", "register", "run_bench", "run_bench_command", "validate_config"]
@@ -53,10 +54,10 @@ INTERLEAVE_CHUNKS = 8  # the long prompt of the prefill-delay measurement, in ch
 class BenchConfig:
     """What to measure, and how hard. Sizes are tokens; defaults match issue 6."""
 
-    model: str = "kakeya/tiny-qwen3"
+    model: str = DEFAULT_MODEL_ID
     device: str = "auto"
     dtype: str = "auto"
-    output: str = "evidence"
+    output: str = DEFAULT_OUTPUT_DIR
     turns: int = 40
     append_tokens: int = 64
     max_tokens: int = 32
