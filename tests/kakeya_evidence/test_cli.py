@@ -42,3 +42,31 @@ def test_report_subcommand_renders_from_stage_files(tmp_path: Path):
     assert main(["report", "--output", str(tmp_path)]) == 2  # no stages ran: an error verdict
     assert (tmp_path / "report.html").is_file()
     assert (tmp_path / "summary.md").is_file()
+
+
+def test_an_abbreviated_flag_is_refused_naming_the_flag_meant(tmp_path: Path, capsys):
+    """`--worker 2` once ran a full pipeline over evidence/; now it is a usage error."""
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--output", str(tmp_path / "ev"), "--worker", "2"])
+    assert caught.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()
+
+
+def test_every_stage_option_is_a_flag_of_run():
+    """Notebook 00's requirements included: each field of each piece has its flag."""
+    from inference_engine.cli_args import config_fields, flag_name
+    from kakeya_evidence.config import RunConfig
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    flags = {s for action in run._actions for s in action.option_strings}
+    wanted = {flag_name(f) for f, _ in config_fields(RunConfig)}
+    assert {"--min-memory-gb", "--min-free-disk-gb", "--max-suite-s"} <= wanted <= flags
+
+
+def test_renamed_flags_still_work_for_one_release(tmp_path: Path, capsys):
+    out = tmp_path / "ev"
+    assert main(["run", "--output", str(out), "--test-timeout", "-5", "--load-time"]) == 2
+    err = capsys.readouterr().err
+    assert "--test-timeout is deprecated" in err and "use --test-timeout-s" in err
+    assert "--load-time is deprecated" in err
