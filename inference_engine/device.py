@@ -1,4 +1,4 @@
-"""Device and dtype choice (docs/performance.md): `auto` picks mps, then cuda, then cpu.
+"""Device and dtype choice: `auto` picks mps, then cuda, then cpu.
 
 dtype `auto` picks bfloat16 on mps and cuda, and on cpu only where the processor
 computes bfloat16 natively (AVX512-BF16 or AMX on x86, Apple Silicon); elsewhere

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kakeya_evidence.common.files import STAGES, check_output_dir, read_stage, write_stage
+from kakeya_evidence.common.schema import StageStatus
 from kakeya_evidence.config import (
     NOTEBOOK_PIECES,
     RunConfig,
@@ -146,12 +147,12 @@ def _run_stage(
     progress: Progress,
 ) -> dict[str, Any]:
     host = state["stages"].get("host_check")
-    if name != "host_check" and host and host["status"] != "ok":
+    if name != "host_check" and host and host["status"] != StageStatus.OK:
         # The host cannot give meaningful evidence (e.g. --device mps without MPS): stop here.
-        return {"status": "skipped", "duration_s": 0.0, "reason": "host_check did not pass"}
+        return _skipped("host_check did not pass")
     cache = state["stages"].get("cache_prewarm")
-    if name == "integration_suite" and cache and cache["status"] != "ok":
-        return {"status": "skipped", "duration_s": 0.0, "reason": "cache_prewarm did not pass"}
+    if name == "integration_suite" and cache and cache["status"] != StageStatus.OK:
+        return _skipped("cache_prewarm did not pass")
     timeout = config.suite.stage_timeout_s + (_SUITE_MARGIN_S if name == "integration_suite" else 0)
     suite = name == "integration_suite"
     with progress.suite(out / "pytest") if suite else contextlib.nullcontext():
@@ -212,10 +213,10 @@ def _parameters(name: str, config: RunConfig, out: Path) -> dict[str, Any]:
 def _stage_status(name: str, out: Path, run: NotebookRun) -> dict[str, Any]:
     data = read_stage(out, name) or {}
     status, reason = run.status, run.reason
-    if data.get("status") and data["status"] != "ok":
+    if data.get("status") and data["status"] != StageStatus.OK:
         status, reason = data["status"], data.get("reason") or reason
-    elif run.status == "ok" and not data:
-        status, reason = "failed", "the notebook wrote no stage file"
+    elif run.status == StageStatus.OK and not data:
+        status, reason = str(StageStatus.FAILED), "the notebook wrote no stage file"
     return {"status": status, "duration_s": round(run.duration_s, 3), "reason": reason}
 
 
@@ -243,10 +244,7 @@ def _finish(
 def _abort(out: Path, state: dict[str, Any], exc: BaseException) -> int:
     reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
     print(f"kakeya-evidence: error: {reason}", file=sys.stderr)
-    state["stages"] = {
-        name: {"status": "skipped", "duration_s": 0.0, "reason": f"not run: {reason}"}
-        for name in STAGES
-    }
+    state["stages"] = {name: _skipped(f"not run: {reason}") for name in STAGES}
     _clear_stage_files(out)
     _save_state(out, state)
     total = time.time() - state["started_at"]
@@ -266,6 +264,10 @@ def _clear_stage_files(out: Path) -> None:
     for name in STAGES:
         (out / "stages" / f"{name}.json").unlink(missing_ok=True)
         (out / NOTEBOOKS[name]).unlink(missing_ok=True)
+
+
+def _skipped(reason: str) -> dict[str, Any]:
+    return {"status": str(StageStatus.SKIPPED), "duration_s": 0.0, "reason": reason}
 
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:

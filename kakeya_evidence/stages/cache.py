@@ -16,6 +16,7 @@ from typing import Any
 
 from kakeya_evidence.common.files import write_stage
 from kakeya_evidence.common.params import DEFAULT_MODEL_ID, STAGE_TIMEOUT_S, check_number
+from kakeya_evidence.common.schema import StageStatus
 from kakeya_evidence.errors import CacheMissError, ParameterError, StageError
 
 __all__ = ["CacheConfig", "check_cache", "parse_ok_line", "prewarm_command", "run_cache_stage"]
@@ -135,9 +136,9 @@ def run_cache_stage(output_dir: Path | str, config: CacheConfig) -> dict[str, An
     try:
         facts = check_cache(config)
     except StageError as exc:
-        _write(output_dir, "failed", exc.reason, started, {"id": config.model})
+        _write(output_dir, StageStatus.FAILED, exc.reason, started, {"id": config.model})
         raise
-    _write(output_dir, "ok", "", started, facts)
+    _write(output_dir, StageStatus.OK, "", started, facts)
     return facts
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from kakeya_evidence.common.files import package_version, write_stage
 from kakeya_evidence.common.params import check_number
+from kakeya_evidence.common.schema import StageStatus
 from kakeya_evidence.errors import ParameterError
 
 __all__ = [
@@ -140,7 +141,7 @@ def run_host_check(
     facts = collect_host_facts(output_dir)
     unmet = unmet_requirements(facts, requirements)
     stage = {
-        "status": "failed" if unmet else "ok",
+        "status": str(StageStatus.FAILED if unmet else StageStatus.OK),
         "reason": ("host requirement not met: " + "; ".join(unmet)) if unmet else "",
         "duration_s": round(time.monotonic() - started, 3),
     }

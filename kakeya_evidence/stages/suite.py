@@ -31,7 +31,7 @@ from kakeya_evidence.common.params import (
     check_dtype,
     check_number,
 )
-from kakeya_evidence.common.schema import FAILING, TestRow
+from kakeya_evidence.common.schema import FAILING, StageStatus, TestRow
 from kakeya_evidence.errors import ParameterError, StageError
 from kakeya_evidence.stages.junit import write_junit
 from kakeya_evidence.stages.pytest_plugin import SHARD_ENV
@@ -206,7 +206,7 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
     _write_junit(first, work / "run0" / "junit.xml", out / "junit.xml")
     results, runs, wall = first.results, [_run_summary(first)], first.wall_s
     leftovers = list(first.leftovers)
-    if first.status == "ok":
+    if first.status == StageStatus.OK:
         reruns = _rerun_failures(config, first, work, deadline)
         results, runs, wall = reruns[0], runs + reruns[1], wall + reruns[2]
         leftovers += reruns[3]
@@ -240,7 +240,7 @@ def run_suite_stage(config: SuiteConfig) -> SuiteOutcome:
         StageError: The stage ended failed, crashed or timeout (after the stage file is written).
     """
     outcome = run_suite(config)
-    if outcome.status != "ok":
+    if outcome.status != StageStatus.OK:
         raise StageError(outcome.reason, stage=STAGE, status=outcome.status)
     return outcome
 
