@@ -13,6 +13,8 @@ Field metadata the generator reads:
   ``model_id``); the parsed value's name (``dest``) follows the flag.
 - ``aliases``: older flag names, accepted for one release with a deprecation line.
 - ``cli``: False keeps a field off the command line (set by the program, not the user).
+- ``type``: a parser for the flag's text, where the field's type alone does not say how
+  (``1,2,4`` for a tuple of counts).
 
 Parsers are built with ``allow_abbrev=False`` and name the closest flag on a typo, so
 ``--worker 2`` is a usage error that names ``--workers`` instead of a silent full run.
@@ -149,6 +151,8 @@ def _add_field(
             )
         return
     options.update(_value_options(field.name, kind, default))
+    if "type" in field.metadata:
+        options["type"] = field.metadata["type"]
     parser.add_argument(flag, **options)
     for alias in aliases:
         parser.add_argument(alias, action=_DeprecatedFlag, new=flag, **_quiet(options))
