@@ -32,6 +32,11 @@ DEFAULT_PERF_METRICS = ("decode_tok_s.runtime",)
 DEFAULT_NOISE_CAP_PCT = 50.0
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """Comma-separated metric names, as a flag gives them."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """Which gates run and their bounds (built once at the CLI or notebook edge).
@@ -61,7 +66,10 @@ class GateConfig:
             "flag": "--gate-perf",
         },
     )
-    perf_metrics: tuple[str, ...] = field(default=DEFAULT_PERF_METRICS, metadata={"cli": False})
+    perf_metrics: tuple[str, ...] = field(
+        default=DEFAULT_PERF_METRICS,
+        metadata={"help": "gate: the perf metrics watched, group.key,...", "type": _names},
+    )
     perf_noise_cap_pct: float = field(
         default=DEFAULT_NOISE_CAP_PCT,
         metadata={"help": "gate: the most noise (%% of the baseline) the perf gate accepts"},
