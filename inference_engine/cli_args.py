@@ -15,6 +15,7 @@ Field metadata the generator reads:
 - ``cli``: False keeps a field off the command line (set by the program, not the user).
 - ``type``: a parser for the flag's text, where the field's type alone does not say how
   (``1,2,4`` for a tuple of counts).
+- ``choices``: the values the flag accepts (an enum field's are its members' values).
 
 Parsers are built with ``allow_abbrev=False`` and name the closest flag on a typo, so
 ``--worker 2`` is a usage error that names ``--workers`` instead of a silent full run.
@@ -153,6 +154,9 @@ def _add_field(
     options.update(_value_options(field.name, kind, default))
     if "type" in field.metadata:
         options["type"] = field.metadata["type"]
+    if "choices" in field.metadata:
+        options["choices"] = tuple(field.metadata["choices"])
+        options["metavar"] = "|".join(str(c) for c in options["choices"] if c != "")
     parser.add_argument(flag, **options)
     for alias in aliases:
         parser.add_argument(alias, action=_DeprecatedFlag, new=flag, **_quiet(options))

@@ -55,7 +55,11 @@ class HostRequirements:
     """
 
     require_device: str = field(
-        default="", metadata={"help": "mps, cuda or cpu must be usable (run: also --device)"}
+        default="",
+        metadata={
+            "help": "mps, cuda or cpu must be usable (run: also --device)",
+            "choices": ("", *REQUIRABLE_DEVICES),
+        },
     )
     min_memory_gb: float = field(default=0.0, metadata={"help": "total memory, GB"})
     min_free_disk_gb: float = field(
