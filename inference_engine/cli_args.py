@@ -117,16 +117,16 @@ def config_from_args(cls: type[_C], args: argparse.Namespace) -> _C:
         if isinstance(kind, type) and dataclasses.is_dataclass(kind):
             values[field.name] = config_from_args(kind, args)
         elif field.metadata.get("cli", True) and hasattr(args, flag_dest(field)):
-            value = getattr(args, flag_dest(field))
-            enum_type = _unwrap_optional(kind)
-            if (
-                isinstance(enum_type, type)
-                and issubclass(enum_type, enum.Enum)
-                and value is not None
-            ):
-                value = enum_type(value)
-            values[field.name] = value
+            values[field.name] = _coerce(kind, getattr(args, flag_dest(field)))
     return cls(**values)
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    """An enum field gets its member, not the flag's text."""
+    base = _unwrap_optional(kind)
+    if isinstance(base, type) and issubclass(base, enum.Enum) and value is not None:
+        return base(value)
+    return value
 
 
 def _default(field: dataclasses.Field[Any]) -> Any:
