@@ -14,6 +14,7 @@ model. The suite's ``stage_timeout_s`` bounds every stage's notebook.
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
@@ -76,6 +77,7 @@ def flat_parameters(config: RunConfig) -> dict[str, Any]:
     """The run's parameters by flag name, as evidence.json records them."""
     flat: dict[str, Any] = {}
     _flatten(config, flat)
+    flat["pytest_args"] = shlex.join(config.suite.pytest_args)  # one string, as typed
     return flat
 
 

@@ -33,6 +33,7 @@ LOCATIONS = {
     ],
     "results_report": ['output_dir = "../evidence"'],
 }
+MAX_LINE = 100  # ruff's line length, notebooks included
 EXTRA = {"integration_suite": ['inline_nodeid = ""  # a node id to re-run inline (see below)']}
 
 
@@ -55,8 +56,12 @@ def _dict_lines(values: dict[str, Any], config: Any, indent: str) -> list[str]:
             lines += [f'{indent}"{key}": {{', *nested, f"{indent}}},"]
             continue
         note = helps.get(key, "").replace("%%", "%")
-        comment = f"  # {note}" if note else ""
-        lines.append(f'{indent}"{key}": {_literal(value)},{comment}')
+        line = f'{indent}"{key}": {_literal(value)},'
+        if note and len(f"{line}  # {note}") <= MAX_LINE:
+            line += f"  # {note}"
+        elif note:  # too long beside the value: the comment goes above it
+            lines.append(f"{indent}# {note}")
+        lines.append(line)
     return lines
 
 

@@ -68,7 +68,10 @@ class GateConfig:
     )
     perf_metrics: tuple[str, ...] = field(
         default=DEFAULT_PERF_METRICS,
-        metadata={"help": "gate: the perf metrics watched, group.key,...", "type": _names},
+        metadata={
+            "help": "gate: the metrics the perf gate watches (group.key,...)",
+            "type": _names,
+        },
     )
     perf_noise_cap_pct: float = field(
         default=DEFAULT_NOISE_CAP_PCT,
