@@ -19,19 +19,22 @@ from typing import Any
 
 import nbformat
 
+from kakeya_evidence.common.params import DEFAULT_OUTPUT_DIR, DEFAULT_TESTS
 from kakeya_evidence.config import NOTEBOOK_PIECES, RunConfig, notebook_piece
 from kakeya_evidence.runner import DEFAULT_NOTEBOOKS_DIR, NOTEBOOKS
 
-# The locations each notebook takes beside its piece, as seen from notebooks/.
+# The locations each notebook takes beside its piece, as seen from notebooks/: the
+# repository's evidence/ (DEFAULT_OUTPUT_DIR), its integration suite, its root.
+OUTPUT = f'output_dir = "../{DEFAULT_OUTPUT_DIR}"'
 LOCATIONS = {
-    "host_check": ['output_dir = "../evidence"'],
-    "cache_prewarm": ['output_dir = "../evidence"'],
+    "host_check": [OUTPUT],
+    "cache_prewarm": [OUTPUT],
     "integration_suite": [
-        'output_dir = "../evidence"',
-        'tests = "../tests/integration"  # relative paths start from this notebook\'s folder',
+        OUTPUT,
+        f'tests = "../{DEFAULT_TESTS}"  # relative paths start from this notebook\'s folder',
         'cwd = ".."  # where pytest starts: the repository root, as in CI',
     ],
-    "results_report": ['output_dir = "../evidence"'],
+    "results_report": [OUTPUT],
 }
 MAX_LINE = 100  # ruff's line length, notebooks included
 EXTRA = {"integration_suite": ['inline_nodeid = ""  # a node id to re-run inline (see below)']}

@@ -43,3 +43,14 @@ def test_the_literal_check_sees_the_definition():
     """The check can fail: the one definition is found by the same walk."""
     found = [p for p in _code_files() if DEFAULT_MODEL_ID in p.read_text(encoding="utf-8")]
     assert {str(p.relative_to(REPO)) for p in found} >= DEFINED_IN
+
+
+def test_the_default_output_dir_is_defined_once_in_the_pipeline():
+    """Notebooks say ``../evidence`` (their folder's view); the code says it once."""
+    defined = [
+        str(path.relative_to(REPO))
+        for path in (REPO / "kakeya_evidence").rglob("*.py")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if '= "evidence"' in line or 'default="evidence"' in line
+    ]
+    assert defined == ["kakeya_evidence/common/params.py"]
