@@ -27,7 +27,14 @@ from kakeya_evidence.stages.cache import CacheConfig
 from kakeya_evidence.stages.host import HostRequirements
 from kakeya_evidence.stages.suite import SuiteConfig
 
-__all__ = ["NOTEBOOK_PIECES", "RunConfig", "flat_parameters", "notebook_piece", "run_config"]
+__all__ = [
+    "LOCATION_FIELDS",
+    "NOTEBOOK_PIECES",
+    "RunConfig",
+    "flat_parameters",
+    "notebook_piece",
+    "run_config",
+]
 
 # Each notebook's piece of the run: the parameters cell holds this dict's defaults.
 NOTEBOOK_PIECES = {
