@@ -3,10 +3,13 @@
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
-MODEL ?= kakeya/tiny-qwen3
+# empty: the CLIs' own defaults (the embedded model, ./evidence), defined once in the code
+MODEL ?=
 DEVICE ?= auto
-OUTPUT ?= evidence
+OUTPUT ?=
 PYTEST_ARGS ?=
+MODEL_FLAG = $(if $(MODEL),--model $(MODEL))
+OUTPUT_FLAG = $(if $(OUTPUT),--output $(OUTPUT))
 
 .PHONY: setup evidence test lint proto lab lock
 
@@ -30,12 +33,12 @@ lock: setup
 
 # The benchmark writes $(OUTPUT)/bench.json first; `run` folds it into the report.
 evidence: setup
-	$(VENV)/bin/kakeya-runtime prewarm --model $(MODEL)
-	HF_HUB_OFFLINE=1 $(VENV)/bin/kakeya-evidence bench --model $(MODEL) --device $(DEVICE) --output $(OUTPUT) --repeats 2 --quiet
-	HF_HUB_OFFLINE=1 $(VENV)/bin/kakeya-evidence run --model $(MODEL) --device $(DEVICE) --output $(OUTPUT)
+	$(VENV)/bin/kakeya-runtime prewarm $(MODEL_FLAG)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/kakeya-evidence bench $(MODEL_FLAG) --device $(DEVICE) $(OUTPUT_FLAG) --repeats 2 --quiet
+	HF_HUB_OFFLINE=1 $(VENV)/bin/kakeya-evidence run $(MODEL_FLAG) --device $(DEVICE) $(OUTPUT_FLAG)
 
 test: setup
-	$(VENV)/bin/kakeya-runtime prewarm --model kakeya/tiny-qwen3
+	$(VENV)/bin/kakeya-runtime prewarm
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup

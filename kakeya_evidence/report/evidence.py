@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kakeya_evidence.report.schema import (
+from kakeya_evidence.common.files import STAGES, package_version, read_stage
+from kakeya_evidence.common.schema import (
     EXIT_CODES,
     FAILING,
     Outcome,
@@ -24,9 +25,7 @@ from kakeya_evidence.report.schema import (
     TestRow,
     Verdict,
 )
-from kakeya_evidence.report.text import safe_data, write_text_file
-from kakeya_evidence.stages import STAGES, read_stage
-from kakeya_evidence.stages.host import package_version
+from kakeya_evidence.common.text import safe_data, write_text_file
 
 __all__ = [
     "MERGE_STAGE",
