@@ -6,6 +6,7 @@ the scripts, the Makefile) imports it or leaves the flag to the CLI's default.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from inference_engine.config import DEFAULT_MODEL_ID
@@ -45,12 +46,16 @@ def test_the_literal_check_sees_the_definition():
     assert {str(p.relative_to(REPO)) for p in found} >= DEFINED_IN
 
 
+# an assignment or keyword default of the literal, not a comparison (`name == "evidence"`)
+_ASSIGNS_EVIDENCE = re.compile(r'(?<![=!<>])= ?"evidence"')
+
+
 def test_the_default_output_dir_is_defined_once_in_the_pipeline():
     """Notebooks say ``../evidence`` (their folder's view); the code says it once."""
     defined = [
         str(path.relative_to(REPO))
         for path in (REPO / "kakeya_evidence").rglob("*.py")
         for line in path.read_text(encoding="utf-8").splitlines()
-        if '= "evidence"' in line or 'default="evidence"' in line
+        if _ASSIGNS_EVIDENCE.search(line)
     ]
     assert defined == ["kakeya_evidence/common/params.py"]
