@@ -5,9 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 
-from inference_engine.config import DEFAULT_MODEL_ID, LanePadding, WhenFull
+from inference_engine.config import (
+    DEFAULT_MODEL_ID,
+    LanePadding,
+    LimitsConfig,
+    SchedulerConfig,
+    WhenFull,
+)
 from inference_engine.extras import missing_extra_message
+from inference_engine.server.config import ServerConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,9 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-queue", type=int, default=32)
     serve.add_argument("--queue-timeout-s", type=float, default=30.0)
+    for config, name in (
+        (LimitsConfig, "max_history_tokens"),
+        (SchedulerConfig, "max_unread_s"),
+        (ServerConfig, "max_concurrent_rpcs"),
+        (ServerConfig, "max_concurrent_rpcs_per_peer"),
+    ):
+        add_field_flag(serve, config, name)
     serve.add_argument("--sink", type=int, default=4, help="attention-sink tokens kept forever")
     serve.add_argument("--window", type=int, default=1020, help="most recent tokens kept")
     return parser
+
+
+def add_field_flag(parser: argparse.ArgumentParser, config: type, name: str) -> None:
+    """`--name-with-dashes` for one config field: its type, default and metadata help."""
+    spec = next(f for f in fields(config) if f.name == name)
+    default = spec.default
+    parser.add_argument(
+        "--" + name.replace("_", "-"),
+        type=type(default),
+        default=default,
+        help=f"{spec.metadata.get('help', '')} (default: %(default)s)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

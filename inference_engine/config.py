@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_MODEL_ID = "kakeya/tiny-qwen3"
 
@@ -38,6 +38,14 @@ class LimitsConfig:
     max_generate_tokens: int = 4096
     max_eos_ids: int = 16
     max_label_chars: int = 256
+    max_history_tokens: int = field(
+        default=262_144,
+        metadata={
+            "help": "most tokens a session's history may hold (appended and generated); an "
+            "append or generate that would pass it is RESOURCE_EXHAUSTED. 4 bytes a token: "
+            "the default is 1 MiB a session, 64 MiB for 64 sessions"
+        },
+    )
 
 
 class WhenFull(enum.StrEnum):
@@ -89,6 +97,15 @@ class SchedulerConfig:
     max_unread_batched_tokens: int = 16
     wind_down_s: float = 5.0
     abandon_grace_s: float = 0.5
+    max_unread_s: float = field(
+        default=30.0,
+        metadata={
+            "help": "a generation whose reader has left tokens unread this long in all "
+            "(its stream not read, or read a few bytes a second) is cancelled and its lane "
+            "freed; the stream ends RESOURCE_EXHAUSTED (it pauses sooner, after "
+            "max_unread_tokens)"
+        },
+    )
 
 
 @dataclass(frozen=True)

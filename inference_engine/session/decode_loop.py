@@ -70,7 +70,7 @@ class Job:
         self.deliver = deliver
         self.on_end = on_end
         cache = session.state.cache
-        pending = session.history[cache.next_position :]
+        pending = session.history[cache.next_position :].tolist()  # int32 array to ids
         self.pieces: deque[list[int]] = deque(
             gen.prefill_chunks(cache.next_position, pending, chunk)
         )

@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from fastapi import FastAPI, Request
@@ -52,6 +52,9 @@ from inference_engine.session.events import (
     TokenEvent,
 )
 from kakeya.tokenization import resolve_eos_ids
+
+if TYPE_CHECKING:  # the adapter needs the protocol only; the engine module loads torch
+    from inference_engine.engine import EngineClient
 
 DEPRECATION = "@1780272000"  # RFC 9745 date: 2026-06-01T00:00:00Z
 SUNSET = "Mon, 01 Mar 2027 00:00:00 GMT"  # RFC 8594 HTTP-date
@@ -104,7 +107,7 @@ async def _disconnected(receive: Callable[[], Awaitable[MutableMapping[str, Any]
 class OneShot:
     """One request's session: opened with the prompt, always released (shielded)."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: EngineClient) -> None:
         self._engine = engine
         self.session_id: str | None = None
         self.events: AsyncIterator[Event] | None = None
@@ -116,9 +119,9 @@ class OneShot:
             RuntimeFault: any engine fault (the session is released first).
         """
         try:
-            info = await asyncio.to_thread(self._engine.create_session, eos, "http")
+            info = await self._engine.acreate_session(eos, "http")
             self.session_id = info.session_id
-            await asyncio.to_thread(self._engine.append, self.session_id, ids)
+            await self._engine.aappend(self.session_id, ids)
             self.events = self._engine.agenerate(self.session_id, params)
             return await anext(self.events)
         except BaseException:
@@ -135,7 +138,7 @@ class OneShot:
             if session_id is not None:
                 # Evicted or closed by shutdown means already free.
                 with contextlib.suppress(SessionNotFound):
-                    await asyncio.to_thread(self._engine.close, session_id)
+                    await self._engine.aclose(session_id)
 
 
 class OneShotStream(StreamingResponse):
@@ -178,7 +181,7 @@ class Shim:
     """The routes' behaviour over one engine; every error response is built (and counted)
     here."""
 
-    def __init__(self, engine: Any, config: ServerConfig) -> None:
+    def __init__(self, engine: EngineClient, config: ServerConfig) -> None:
         self.engine = engine
         self.config = config
         self.eos_ids = resolve_eos_ids(engine.tokenizer)
@@ -223,7 +226,9 @@ class Shim:
     async def chat_completions(self, request: Request) -> Response:
         try:
             body = await read_body(request, self.config.max_http_body_bytes)
-            ready = await asyncio.to_thread(prepare, body, self.engine.tokenizer, self.bounds)
+            ready = await self.engine.run_blocking(
+                prepare, body, self.engine.tokenizer, self.bounds
+            )
             oneshot = OneShot(self.engine)
             opening = oneshot.open(ready.prompt_ids, ready.params, self.eos_ids)
             first = await until_disconnect(request.receive, opening)
@@ -322,7 +327,7 @@ class Shim:
         if not PROTOCOL_DOC.is_file():
             body = error_envelope("doc not installed", "not_found_error", "NOT_FOUND")
             return self.error(404, body, ErrorCode.NOT_FOUND)
-        text = await asyncio.to_thread(PROTOCOL_DOC.read_text, encoding="utf-8")
+        text = await self.engine.run_blocking(PROTOCOL_DOC.read_text, "utf-8")
         return PlainTextResponse(text, media_type="text/markdown")
 
 
@@ -377,7 +382,7 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-def create_app(engine: Any, config: ServerConfig) -> Any:
+def create_app(engine: EngineClient, config: ServerConfig) -> Any:
     """The shim over `engine` as an ASGI app; `config` supplies auth and the bounds."""
     shim = Shim(engine, config)
     app = FastAPI(

@@ -27,7 +27,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 import uvicorn
@@ -37,6 +37,10 @@ from inference_engine.errors import ErrorCode
 from inference_engine.server.config import ServerConfig
 from inference_engine.server.errors import error_envelope
 from inference_engine.server.http_shim.app import DEPRECATION_HEADERS, SURFACE, create_app
+
+if TYPE_CHECKING:
+    from inference_engine.engine import EngineClient
+    from inference_engine.metrics import RuntimeMetrics
 
 LINGER_S = 2.0
 STARTUP_TIMEOUT_S = 30.0
@@ -55,7 +59,9 @@ class HeadLimits:
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with bounded request heads and a header read timeout."""
 
-    def __init__(self, *args: Any, limits: HeadLimits, metrics: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, limits: HeadLimits, metrics: RuntimeMetrics, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._limits = limits
         self._metrics = metrics
@@ -206,7 +212,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def start_http(engine: Any, config: ServerConfig) -> HttpServer:
+async def start_http(engine: EngineClient, config: ServerConfig) -> HttpServer:
     """Serves the shim over `engine` on `config.host:config.http_port`.
 
     Raises:

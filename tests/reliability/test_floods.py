@@ -1,0 +1,312 @@
+"""The runtime under floods (issue 26): one client that sends a lot must not stall others.
+
+Each test floods a real server on loopback (bounded in count and time) and checks one
+bound: history growth, another client's unary latency, server threads and statuses under a
+Generate flood, a stream that is never read, and the figures are printed for the record.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import psutil
+import pytest
+from reliability_support import wait_until
+
+from inference_engine.config import (
+    CacheConfig,
+    LimitsConfig,
+    RuntimeConfig,
+    SchedulerConfig,
+    StoreConfig,
+)
+from inference_engine.server.config import ServerConfig
+from inference_engine.server.serve import BackgroundServer
+from kakeya.v1 import runtime_pb2 as pb
+from kakeya.v1 import runtime_pb2_grpc as pb_grpc
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+APPEND_IDS = 8192
+BURST_APPENDS = 1500  # 12,288,000 ids offered in all
+
+
+@pytest.fixture
+def flood_server(loaded_model, model_config):
+    """`flood_server(limits=..., scheduler=..., server=...)`: a started server over a fresh
+    engine with the given config pieces; all stopped at teardown."""
+    from inference_engine.engine import Engine
+
+    started: list[tuple[BackgroundServer, Engine]] = []
+
+    def start(
+        limits: LimitsConfig | None = None,
+        scheduler: SchedulerConfig | None = None,
+        **server_fields,
+    ) -> BackgroundServer:
+        config = RuntimeConfig(
+            model=model_config,
+            cache=CacheConfig(sink_tokens=4, window_tokens=60, prefill_chunk_tokens=16),
+            limits=limits or LimitsConfig(),
+            store=StoreConfig(max_sessions=64),
+            scheduler=scheduler or SchedulerConfig(),
+        )
+        engine = Engine.from_loaded(loaded_model, config)
+        server = BackgroundServer(engine, ServerConfig(grpc_port=0, http_port=-1, **server_fields))
+        started.append((server, engine))
+        server.engine = engine  # type: ignore[attr-defined]
+        return server.start()
+
+    yield start
+    for server, engine in started:
+        server.stop()
+        engine.shutdown()
+
+
+def new_session(stub: pb_grpc.RuntimeServiceStub, ids: list[int]) -> str:
+    session_id = stub.CreateSession(pb.CreateSessionRequest(), timeout=30).session.session_id
+    stub.AppendTokens(pb.AppendTokensRequest(session_id=session_id, token_ids=ids), timeout=30)
+    return session_id
+
+
+def start_reader(stub: pb_grpc.RuntimeServiceStub, session_id: str, max_tokens: int):
+    """A generation read by a thread of its own; returns (call, thread)."""
+    call = stub.Generate(pb.GenerateRequest(session_id=session_id, max_tokens=max_tokens))
+
+    def read() -> None:
+        try:
+            for _ in call:
+                pass
+        except grpc.RpcError:
+            pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return call, reader
+
+
+def generating(stub: pb_grpc.RuntimeServiceStub, session_id: str) -> bool:
+    request = pb.GetSessionInfoRequest(session_id=session_id)
+    return stub.GetSessionInfo(request, timeout=30).generating
+
+
+def p(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def test_append_burst_is_refused_at_the_history_bound_with_rss_bounded(flood_server):
+    """1,500 appends of 8,192 ids: refused once the history would pass the default bound,
+    RESOURCE_EXHAUSTED naming `max_history_tokens`, and the server's RSS stays bounded."""
+    server = flood_server()
+    bound = server.engine.config.limits.max_history_tokens
+    process = psutil.Process()
+    ids = [(i * 7919) % 1000 + 3 for i in range(APPEND_IDS)]
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = pb_grpc.RuntimeServiceStub(channel)
+        session_id = new_session(stub, [1])
+        rss_before = process.memory_info().rss
+        started = time.perf_counter()
+        refusals: list[grpc.RpcError] = []
+        request = pb.AppendTokensRequest(session_id=session_id, token_ids=ids)
+        for _ in range(BURST_APPENDS):
+            try:
+                stub.AppendTokens(request, timeout=30)
+            except grpc.RpcError as error:
+                refusals.append(error)
+        elapsed = time.perf_counter() - started
+        rss_growth = process.memory_info().rss - rss_before
+        history = stub.GetSessionInfo(
+            pb.GetSessionInfoRequest(session_id=session_id)
+        ).history_tokens
+    accepted = BURST_APPENDS - len(refusals)
+    print(
+        f"\nappend burst: {accepted} accepted, {len(refusals)} refused in {elapsed:.2f}s; "
+        f"history {history} (bound {bound}); RSS +{rss_growth / 2**20:.1f} MiB"
+    )
+    assert history <= bound
+    assert accepted == (bound - 1) // APPEND_IDS
+    assert {error.code() for error in refusals} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert "max_history_tokens" in refusals[0].details()
+    assert str(bound) in refusals[0].details()
+    # 4 bytes a token for the bound's worth, plus slack for allocator and grpc buffers
+    assert rss_growth < 4 * bound + 64 * 2**20
+
+
+def test_unrelated_info_stays_fast_under_an_append_flood(flood_server):
+    """16 threads append to a generating session (each held for the abandon grace);
+    another client's GetSessionInfo keeps p99 under 50 ms."""
+    server = flood_server()
+    with (
+        grpc.insecure_channel(server.grpc_address) as busy_channel,
+        grpc.insecure_channel(server.grpc_address) as other_channel,
+    ):
+        busy = pb_grpc.RuntimeServiceStub(busy_channel)
+        other = pb_grpc.RuntimeServiceStub(other_channel)
+        hot = new_session(busy, [5, 6, 7])
+        quiet = new_session(other, [8])
+        call, reader = start_reader(busy, hot, max_tokens=4096)
+        assert wait_until(lambda: generating(other, hot))
+        stop = threading.Event()
+        conflicts = [0]
+
+        def flood() -> None:
+            request = pb.AppendTokensRequest(session_id=hot, token_ids=[9])
+            while not stop.is_set():
+                try:
+                    busy.AppendTokens(request, timeout=30)
+                except grpc.RpcError as error:
+                    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
+                    conflicts[0] += 1
+
+        floods = [threading.Thread(target=flood, daemon=True) for _ in range(16)]
+        for thread in floods:
+            thread.start()
+        time.sleep(1.0)  # the flood fills every wait
+        latencies = []
+        info = pb.GetSessionInfoRequest(session_id=quiet)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            other.GetSessionInfo(info, timeout=30)
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.01)
+        still_generating = generating(other, hot)
+        stop.set()
+        for thread in floods:
+            thread.join(10)
+        call.cancel()
+        reader.join(10)
+    p50, p99 = p(latencies, 0.5), p(latencies, 0.99)
+    print(
+        f"\ninfo under append flood: n={len(latencies)} p50 {p50:.1f} ms p99 {p99:.1f} ms; "
+        f"{conflicts[0]} appends refused"
+    )
+    assert still_generating, "the flood must run against a generating session"
+    assert conflicts[0] > 0
+    assert p99 < 50.0
+
+
+def test_generate_flood_on_a_busy_session_keeps_threads_bounded_and_no_cancelled(
+    flood_server,
+):
+    """2,000 Generate calls on one busy session: server threads stay bounded, every call
+    is answered FAILED_PRECONDITION or RESOURCE_EXHAUSTED (never CANCELLED), and calls on
+    another channel keep working."""
+    server = flood_server()
+    threads_before = threading.active_count()
+    with (
+        grpc.insecure_channel(server.grpc_address) as flood_channel,
+        grpc.insecure_channel(server.grpc_address) as other_channel,
+    ):
+        stub = pb_grpc.RuntimeServiceStub(flood_channel)
+        other = pb_grpc.RuntimeServiceStub(other_channel)
+        hot = new_session(stub, [5, 6, 7])
+        quiet = new_session(other, [8])
+        call, reader = start_reader(stub, hot, max_tokens=4096)
+        assert wait_until(lambda: generating(other, hot))
+        request = pb.GenerateRequest(session_id=hot, max_tokens=1)
+        calls = [stub.Generate(request, timeout=60) for _ in range(2000)]
+        peak = threads_before
+        other_failures: list[str] = []
+        with ThreadPoolExecutor(4) as pool:
+            codes_future = pool.submit(lambda: [_final_code(c) for c in calls])
+            while not codes_future.done():
+                peak = max(peak, threading.active_count())
+                try:
+                    other.GetSessionInfo(pb.GetSessionInfoRequest(session_id=quiet), timeout=30)
+                except grpc.RpcError as error:
+                    other_failures.append(f"{error.code().name}: {error.details()}")
+                time.sleep(0.02)
+            codes = codes_future.result()
+        call.cancel()
+        reader.join(10)
+    counts: dict[str, int] = {}
+    for code in codes:
+        counts[code.name] = counts.get(code.name, 0) + 1
+    print(
+        f"\ngenerate flood: threads {threads_before} -> peak {peak}; statuses {counts}; "
+        f"{other_failures} failures on the other channel"
+    )
+    assert grpc.StatusCode.CANCELLED.name not in counts
+    assert set(counts) <= {"FAILED_PRECONDITION", "RESOURCE_EXHAUSTED"}
+    assert not other_failures
+    assert peak - threads_before <= 40
+
+
+def _final_code(call) -> grpc.StatusCode:
+    try:
+        for _ in call:
+            pass
+    except grpc.RpcError:
+        pass
+    return call.code()
+
+
+def test_bare_info_flood_answers_every_call(flood_server):
+    """2,000 GetSessionInfo calls at once on one channel: no CANCELLED; each is answered
+    OK or RESOURCE_EXHAUSTED."""
+    server = flood_server()
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = pb_grpc.RuntimeServiceStub(channel)
+        session_id = new_session(stub, [5])
+        request = pb.GetSessionInfoRequest(session_id=session_id)
+        futures = [stub.GetSessionInfo.future(request, timeout=60) for _ in range(2000)]
+        codes: dict[str, int] = {}
+        for future in futures:
+            try:
+                future.result()
+                code = grpc.StatusCode.OK
+            except grpc.RpcError as error:
+                code = error.code()
+            codes[code.name] = codes.get(code.name, 0) + 1
+    print(f"\ninfo flood: {codes}")
+    assert set(codes) <= {"OK", "RESOURCE_EXHAUSTED"}
+    assert codes.get("OK", 0) > 0
+
+
+# A client whose HTTP/2 stream window stays small (no BDP growth): its unread messages fill
+# the window after a few hundred tokens, so the server's writes stop completing.
+SMALL_WINDOW = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 4096)]
+
+
+def test_unread_stream_pauses_then_is_cancelled_and_frees_its_lane(flood_server):
+    """A Generate stream nobody reads: the history stops growing once the flow-control
+    window is full (paused), and past `max_unread_s` the generation is cancelled, its lane
+    freed, and the call ends RESOURCE_EXHAUSTED naming the reason."""
+    stall_s = 2.0
+    server = flood_server(scheduler=SchedulerConfig(max_unread_s=stall_s))
+    address = server.grpc_address
+    with (
+        grpc.insecure_channel(address, options=SMALL_WINDOW) as silent_channel,
+        grpc.insecure_channel(address) as probe_channel,
+    ):
+        silent = pb_grpc.RuntimeServiceStub(silent_channel)
+        probe = pb_grpc.RuntimeServiceStub(probe_channel)
+        session_id = new_session(silent, [5, 6, 7])
+        call = silent.Generate(pb.GenerateRequest(session_id=session_id, max_tokens=4096))
+        info = pb.GetSessionInfoRequest(session_id=session_id)
+        assert wait_until(lambda: probe.GetSessionInfo(info, timeout=30).generating)
+        started = time.monotonic()
+        freed = wait_until(lambda: not probe.GetSessionInfo(info, timeout=30).generating, 60.0)
+        freed_after = time.monotonic() - started
+        history = probe.GetSessionInfo(info, timeout=30).history_tokens
+        running = server.engine.coordinator.scheduler.running
+        try:
+            for _ in call:
+                pass
+        except grpc.RpcError:
+            pass
+        status, details = call.code(), call.details() or ""
+    print(
+        f"\nunread stream: freed after {freed_after:.1f}s with history {history}; "
+        f"then {status.name}: {details!r}"
+    )
+    assert freed, "the unread generation kept its lane"
+    assert running == 0
+    assert history < 2000, "the generation should have paused when the window filled"
+    assert status is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "not read" in details
