@@ -55,7 +55,8 @@ def flood_server(loaded_model, model_config):
             scheduler=scheduler or SchedulerConfig(),
         )
         engine = Engine.from_loaded(loaded_model, config)
-        server = BackgroundServer(engine, ServerConfig(grpc_port=0, http_port=-1, **server_fields))
+        server_fields.setdefault("http_port", -1)
+        server = BackgroundServer(engine, ServerConfig(grpc_port=0, **server_fields))
         started.append((server, engine))
         server.engine = engine  # type: ignore[attr-defined]
         return server.start()
@@ -310,3 +311,55 @@ def test_unread_stream_pauses_then_is_cancelled_and_frees_its_lane(flood_server)
     assert history < 2000, "the generation should have paused when the window filled"
     assert status is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "not read" in details
+
+
+def test_unread_sse_stream_is_cancelled_and_frees_its_lane(flood_server):
+    """An SSE client that stops reading (a tiny receive buffer, nothing read): once the
+    server's writes block, past `max_unread_s` the generation is cancelled, its lane is
+    freed, and the stream ends with a RESOURCE_EXHAUSTED error event and `[DONE]`."""
+    import json
+    import re
+    import socket
+
+    stall_s = 2.0
+    server = flood_server(scheduler=SchedulerConfig(max_unread_s=stall_s), http_port=0)
+    host, port = server.servers.host, server.servers.http_port
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(60)
+    sock.connect((host, port))
+    body = json.dumps(
+        {
+            "model": server.engine.model_id,
+            # greedy on the embedded model: no EOS within 2,500 tokens
+            "messages": [{"role": "user", "content": "tell me a story"}],
+            "max_tokens": 4096,
+            "stream": True,
+        }
+    ).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    scheduler = server.engine.coordinator.scheduler
+    try:
+        sock.sendall(head.encode() + body)
+        assert wait_until(lambda: scheduler.running == 1, 30)
+        started = time.monotonic()
+        freed = wait_until(lambda: scheduler.running == 0, 60)
+        freed_after = time.monotonic() - started
+        received = bytearray()
+        while b"data: [DONE]" not in received:  # chunked: the frames sit inside chunks
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += data
+    finally:
+        sock.close()
+    events = re.findall(rb"data: (\{.*?\})\n\n", bytes(received))
+    last = json.loads(events[-1])
+    print(f"\nunread SSE: freed after {freed_after:.1f}s, {len(events)} events, last {last}")
+    assert freed, "the unread SSE generation kept its lane"
+    assert len(events) < 4096
+    assert last["error"]["code"] == "RESOURCE_EXHAUSTED"
+    assert "not read" in last["error"]["message"]

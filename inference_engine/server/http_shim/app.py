@@ -65,6 +65,7 @@ AUTH_EXEMPT_PATHS = frozenset({"/healthz"})
 PROTOCOL_DOC = Path(__file__).resolve().parents[3] / "docs" / "protocol.md"
 SURFACE = "http"
 CLIENT_CLOSED_REQUEST = 499  # nobody reads it: the client is gone
+YIELD_EVERY_TOKENS = 64
 CompletionMeta = tuple[str, int, str]  # id, created, model: the same on every chunk
 T = TypeVar("T")
 
@@ -261,6 +262,7 @@ class Shim:
         async for event in events:
             if isinstance(event, TokenEvent):
                 decoder.push(event.token_id)
+                await _yield_now_and_then(event.index)
             elif isinstance(event, DoneEvent):
                 done = event
         fault = unfinished(done)
@@ -298,6 +300,7 @@ class Shim:
         async for event in events:
             if isinstance(event, TokenEvent):
                 text = decoder.push(event.token_id)
+                await _yield_now_and_then(event.index)
                 if text:
                     yield sse.sse_event(sse.chunk(*meta, {"content": text}))
             elif isinstance(event, DoneEvent):
@@ -373,6 +376,13 @@ class ShimMiddleware:
             fault = internal_fault(error, f"{scope['method']} {quote(scope['path'])}")
             if not started:
                 await self._shim.fault(fault)(scope, receive, send_with_headers)
+
+
+async def _yield_now_and_then(index: int) -> None:
+    """Let the loop's other work (gRPC shares it) run every `YIELD_EVERY_TOKENS` tokens,
+    even when a burst of tokens is ready at once."""
+    if index % YIELD_EVERY_TOKENS == YIELD_EVERY_TOKENS - 1:
+        await asyncio.sleep(0)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

@@ -56,13 +56,13 @@ class IncrementalDecoder:
         self._ids.append(token_id)
         if self._window is not None:
             return self._window.push(token_id)
-        return self._utf8.decode(self._bytes_of(token_id))  # type: ignore[no-any-return]
+        return self._utf8.decode(self._bytes_of(token_id))
 
     def flush(self) -> str:
         """Whatever is still held back (at the end of a stream)."""
         if self._window is not None:
             return self._window.flush()
-        return self._utf8.decode(b"", final=True)  # type: ignore[no-any-return]
+        return self._utf8.decode(b"", final=True)
 
     def text(self) -> str:
         """All pushed tokens decoded at once."""
@@ -134,9 +134,7 @@ def byte_table(tokenizer: Any) -> Any:
         piece = tokenizer.convert_ids_to_tokens(token_id)
         if piece is None:
             return b""
-        return b"".join(
-            bytes([chars[c]]) if c in chars else c.encode("utf-8") for c in piece
-        )
+        return b"".join(bytes([chars[c]]) if c in chars else c.encode("utf-8") for c in piece)
 
     return token_bytes
 

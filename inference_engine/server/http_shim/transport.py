@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from inference_engine.metrics import RuntimeMetrics
 
 LINGER_S = 2.0
+SEND_BUFFER_BYTES = 128 * 1024
 STARTUP_TIMEOUT_S = 30.0
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
@@ -201,11 +202,15 @@ class HttpServer:
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket (port 0 picks a free one), created as IPPROTO_TCP so that
-    asyncio sets TCP_NODELAY on every connection it accepts."""
+    asyncio sets TCP_NODELAY on every connection it accepts, with a bounded send buffer."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # A fixed send buffer (accepted sockets inherit it): the kernel's autotuning would grow
+    # it to megabytes, so a reader that stops would block the stream only after thousands
+    # of chunks, and the reader clock (`max_unread_s`) would start that much later.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     sock.bind((host, port))
     sock.listen(128)
     sock.setblocking(False)

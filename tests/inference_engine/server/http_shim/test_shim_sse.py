@@ -101,5 +101,7 @@ def test_incremental_decoder_is_linear_on_a_broken_utf8_tail(tokenizer) -> None:
         assert "".join(deltas) == tokenizer.decode(ids, skip_special_tokens=True)
         if name == "broken":
             assert sum(1 for d in deltas if d) >= 4095  # streamed, not all at the end
-    print(f"\ndecoder: 4096 lone lead bytes {costs['broken']:.3f}s, ordinary {costs['ordinary']:.3f}s")
+    print(
+        f"\ndecoder: 4096 lone lead bytes {costs['broken']:.3f}s; ordinary {costs['ordinary']:.3f}s"
+    )
     assert costs["broken"] < 0.25
