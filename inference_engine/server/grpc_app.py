@@ -132,20 +132,7 @@ def server_info(store: StoreConfig) -> pb.ServerInfo:
 
 def info_to_proto(info: SessionInfo, server: pb.ServerInfo | None = None) -> pb.SessionInfo:
     """A session snapshot as a `SessionInfo` message (same field names)."""
-    return pb.SessionInfo(
-        session_id=info.session_id,
-        label=info.label,
-        eos_token_ids=list(info.eos_token_ids),
-        history_tokens=info.history_tokens,
-        cached_tokens=info.cached_tokens,
-        dropped_tokens=info.dropped_tokens,
-        kv_live_bytes=info.kv_live_bytes,
-        kv_bound_bytes=info.kv_bound_bytes,
-        idle_s=info.idle_s,
-        invariant_checks=info.invariant_checks,
-        generating=info.generating,
-        server=server,
-    )
+    return info.to_proto(server)
 
 
 def params_from_proto(request: pb.GenerateRequest) -> GenerationParams:
