@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--queue-timeout-s", type=float, default=30.0)
     for config, name in (
         (LimitsConfig, "max_history_tokens"),
+        (SchedulerConfig, "max_prefill_hold_s"),
         (SchedulerConfig, "max_unread_s"),
         (ServerConfig, "max_concurrent_rpcs"),
         (ServerConfig, "max_concurrent_rpcs_per_peer"),

@@ -97,6 +97,14 @@ class SchedulerConfig:
     max_unread_batched_tokens: int = 16
     wind_down_s: float = 5.0
     abandon_grace_s: float = 0.5
+    max_prefill_hold_s: float = field(
+        default=5.0,
+        metadata={
+            "help": "a prefill that has held its generation slot this long while other "
+            "generations wait gives the slot up at its next chunk and queues again (a long "
+            "history cannot hold a lane for minutes)"
+        },
+    )
     max_unread_s: float = field(
         default=30.0,
         metadata={

@@ -189,6 +189,7 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
             max_queue=args.max_queue,
             queue_timeout_s=args.queue_timeout_s,
             max_unread_s=args.max_unread_s,
+            max_prefill_hold_s=args.max_prefill_hold_s,
         ),
     )
 

@@ -23,10 +23,10 @@ from functools import partial
 import torch
 
 from inference_engine.config import LanePadding, RuntimeConfig, SchedulerConfig
-from inference_engine.errors import FailedPrecondition, InvariantViolation
+from inference_engine.errors import FailedPrecondition, InvariantViolation, RuntimeFault
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.metrics import RuntimeMetrics
-from inference_engine.scheduler.scheduler import Scheduler, Slot
+from inference_engine.scheduler.scheduler import AdmissionCancelled, Scheduler, Slot
 from inference_engine.session import generator as gen
 from inference_engine.session.decode_loop import STREAM_END, DecodeLoop, Deliver, Failure, Job
 from inference_engine.session.events import (
@@ -227,6 +227,7 @@ class Coordinator:
             raise
         chunk = self.config.cache.prefill_chunk_tokens
         job = Job(session, params, cancel, deliver, partial(self._end, slot), chunk, max_unread)
+        self._hand_slot(job, slot)
         try:
             self.loop.submit(job)
         except BaseException:
@@ -234,6 +235,54 @@ class Coordinator:
             self._unclaim(session)
             raise
         return job
+
+    # -- a long prefill lends its slot to those waiting ---------------------------------
+    def _hand_slot(self, job: Job, slot: Slot) -> None:
+        """Give the job its slot: its end frees it; a long prefill may lend it out."""
+        since = time.monotonic()
+        job.on_end = partial(self._end, slot)
+        job.yield_lane = partial(self._yield_lane, slot=slot, since=since)
+
+    def _yield_lane(self, job: Job, slot: Slot, since: float) -> bool:
+        """At a prefill chunk boundary (loop thread): once others wait for a slot and this
+        prefill has held its own past `max_prefill_hold_s`, free the slot and queue the job
+        again (at the back); it resumes at the next chunk when admitted again. The pieces
+        are aligned to absolute positions, so the tokens do not depend on the pause."""
+        held_s = time.monotonic() - since
+        if not self.scheduler.queued or held_s < self.config.scheduler.max_prefill_hold_s:
+            return False
+        self.scheduler.release(slot)
+        requeue = threading.Thread(target=self._requeue, args=(job,), name="kakeya-requeue")
+        requeue.daemon = True  # one per job in the wait queue: bounded by max_queue
+        requeue.start()
+        return True
+
+    def _requeue(self, job: Job) -> None:
+        """Wait for a slot again, then hand the job back to the loop."""
+        slot: Slot | None = None
+        try:
+            slot = self.scheduler.admit(job.session.session_id, job.cancel)
+            self._hand_slot(job, slot)
+        except AdmissionCancelled:
+            pass  # the loop retires it as cancelled, with its done event
+        except RuntimeFault as fault:  # queue full, wait timed out, shutting down
+            self._abandon(job, fault)
+            return
+        try:
+            self.loop.submit(job)
+        except RuntimeFault as fault:
+            if slot is not None:
+                self.scheduler.release(slot)
+            self._abandon(job, fault)
+
+    def _abandon(self, job: Job, fault: RuntimeFault) -> None:
+        """End a job that is out of the loop: the session stays as it is (its cache holds
+        the chunks prefilled so far), the consumer gets the fault."""
+        self._unclaim(job.session)
+        self._record(None)
+        job.deliver(Failure(fault))
+        job.deliver(STREAM_END)
+        job.finished.set()
 
     def release_claim(self, session: Session) -> None:
         """Undo a `try_claim` whose generation was never admitted."""

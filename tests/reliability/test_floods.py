@@ -363,3 +363,38 @@ def test_unread_sse_stream_is_cancelled_and_frees_its_lane(flood_server):
     assert len(events) < 4096
     assert last["error"]["code"] == "RESOURCE_EXHAUSTED"
     assert "not read" in last["error"]["message"]
+
+
+def test_a_long_prefill_lends_its_slot_to_a_waiting_generation(flood_server):
+    """One slot, a session with a 32,768-token history prefilling in it, and a short
+    generation waiting: past `max_prefill_hold_s` the prefill gives the slot up at a chunk
+    boundary, the short one runs at once, and the long one resumes and finishes."""
+    hold_s = 1.0
+    server = flood_server(scheduler=SchedulerConfig(max_concurrent=1, max_prefill_hold_s=hold_s))
+    scheduler = server.engine.coordinator.scheduler
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = pb_grpc.RuntimeServiceStub(channel)
+        ids = [(i * 7919) % 1000 + 3 for i in range(APPEND_IDS)]
+        long_id = new_session(stub, ids)
+        for _ in range(3):
+            stub.AppendTokens(pb.AppendTokensRequest(session_id=long_id, token_ids=ids))
+        short_id = new_session(stub, [5, 6, 7])
+        long_call = stub.Generate(pb.GenerateRequest(session_id=long_id, max_tokens=2))
+        long_started = time.monotonic()
+        assert wait_until(lambda: scheduler.running == 1, 30)
+        started = time.monotonic()
+        short_events = list(stub.Generate(pb.GenerateRequest(session_id=short_id, max_tokens=4)))
+        short_s = time.monotonic() - started
+        long_busy = generating(stub, long_id)
+        long_events = list(long_call)
+        long_s = time.monotonic() - long_started
+    done = long_events[-1].done
+    print(
+        f"\nlong prefill: the waiting generation took {short_s:.1f}s (the 32,768-token "
+        f"prefill {done.prefill_s:.1f}s, all {long_s:.1f}s)"
+    )
+    assert short_events[-1].done.stop_reason == pb.STOP_REASON_MAX_TOKENS
+    assert long_busy, "the long prefill should still be running when the short one ended"
+    assert short_s < hold_s + 5.0
+    assert done.stop_reason == pb.STOP_REASON_MAX_TOKENS
+    assert done.prefill_tokens == 4 * APPEND_IDS
