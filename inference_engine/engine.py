@@ -179,9 +179,9 @@ class Engine:
         """
         c = self.coordinator
         if len(token_ids) <= INLINE_APPEND_IDS:
-            ids = c.check_append(token_ids)
+            ids = c.check_append(token_ids, session_id)
         else:
-            ids = await self.run_blocking(c.check_append, token_ids)
+            ids = await self.run_blocking(c.check_append, token_ids, session_id)
         return await _until_ready(lambda started: c.try_append(session_id, ids, started))
 
     async def ainfo(self, session_id: str) -> SessionInfo:

@@ -117,21 +117,29 @@ class Coordinator:
         return self._info(session)
 
     def append(self, session_id: str, token_ids: Sequence[int]) -> int:
-        ids = self.check_append(token_ids)
+        ids = self.check_append(token_ids, session_id)
         started = time.monotonic()
         with self._idle:
             while (length := self.try_append(session_id, ids, started)) is None:
                 self._idle.wait(_POLL_S)
         return length
 
-    def check_append(self, token_ids: Sequence[int]) -> list[int]:
-        """The ids of an append once they are valid (no state is read or changed).
+    def check_append(self, token_ids: Sequence[int], session_id: str | None = None) -> list[int]:
+        """The ids of an append once they are valid (no state is changed). With
+        `session_id`, a session whose history has no room for them is refused first, before
+        the ids are read one by one (a burst against a full history costs no validation).
 
         Raises:
             InvalidArgument: empty, over `max_append_tokens`, or an id outside the vocab.
+            ResourceExhausted: the history would outgrow `max_history_tokens`.
         """
-        limit = self.config.limits.max_append_tokens
-        return check_token_ids("token_ids", token_ids, self.vocab_size, limit)
+        limits = self.config.limits
+        if session_id is not None and len(token_ids) <= limits.max_append_tokens:
+            with self.store.lock:
+                session = self.store.find(session_id)
+                if session is not None:
+                    check_history_room(len(session.history), len(token_ids), limits)
+        return check_token_ids("token_ids", token_ids, self.vocab_size, limits.max_append_tokens)
 
     def try_append(self, session_id: str, ids: list[int], started: float) -> int | None:
         """Append checked ids now, or None while a generate winding down still holds the

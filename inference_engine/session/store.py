@@ -120,6 +120,11 @@ class SessionStore:
             session.touched_at = time.monotonic()
             return session
 
+    def find(self, session_id: str) -> Session | None:
+        """The live session, or None; marks nothing and raises nothing (for pre-checks)."""
+        with self.lock:
+            return self._sessions.get(session_id)
+
     def close(self, session_id: str) -> Session:
         with self.lock:
             session = self.get(session_id)

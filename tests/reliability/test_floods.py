@@ -398,3 +398,22 @@ def test_a_long_prefill_lends_its_slot_to_a_waiting_generation(flood_server):
     assert short_s < hold_s + 5.0
     assert done.stop_reason == pb.STOP_REASON_MAX_TOKENS
     assert done.prefill_tokens == 4 * APPEND_IDS
+
+
+def test_history_bound_is_the_same_refusal_for_append_and_generate(flood_server):
+    """An append that would pass `max_history_tokens`, and a generate whose `max_tokens`
+    could, are both RESOURCE_EXHAUSTED (the SDK's ResourceExhaustedError) naming the bound;
+    the session is unchanged and still serves what fits."""
+    import kakeya
+
+    server = flood_server(limits=LimitsConfig(max_history_tokens=100))
+    with kakeya.Client(server.grpc_address, timeout=30) as client:
+        session = client.create_session()
+        assert session.append(list(range(3, 93))) == 90
+        with pytest.raises(kakeya.ResourceExhaustedError, match="max_history_tokens=100"):
+            session.append(list(range(3, 14)))
+        with pytest.raises(kakeya.ResourceExhaustedError, match="max_history_tokens=100"):
+            list(session.generate(max_tokens=11))
+        assert session.info().history_tokens == 90
+        assert len(list(session.generate(max_tokens=10))) <= 10
+        assert session.info().history_tokens <= 100

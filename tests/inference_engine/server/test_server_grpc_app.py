@@ -266,3 +266,19 @@ def test_request_size_limit(serve) -> None:
             stub.AppendTokens(pb.AppendTokensRequest(session_id="x", token_ids=[7] * 2000))
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert stub.CreateSession(pb.CreateSessionRequest()).session.session_id  # still serving
+
+
+def test_call_caps_refuse_at_once_in_all_and_per_peer() -> None:
+    """Past either cap a call is RESOURCE_EXHAUSTED naming it; a finished call frees its place."""
+    from inference_engine.errors import ResourceExhausted
+
+    caps = grpc_app.CallCaps(max_calls=3, max_per_peer=2)
+    per_peer = pytest.raises(ResourceExhausted, match="max_concurrent_rpcs_per_peer")
+    in_all = pytest.raises(ResourceExhausted, match=r"3 calls in flight \(max_concurrent_rpcs\)")
+    with caps.hold("ipv4:1"), caps.hold("ipv4:1"):
+        with per_peer, caps.hold("ipv4:1"):
+            pass
+        with caps.hold("ipv4:2"), in_all, caps.hold("ipv4:3"):
+            pass
+    with caps.hold("ipv4:1"), caps.hold("ipv4:1"), caps.hold("ipv4:2"):
+        pass  # every place was given back
