@@ -65,19 +65,19 @@ _CHECKED: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, bool]] = weakref.
 
 def decode_lanes(model: torch.nn.Module, config: SchedulerConfig) -> int | None:
     """The fixed lane count every decode step runs, or None where no padding is needed."""
-    rows = config.max_concurrent
-    if config.lane_padding is LanePadding.AUTO and _invariant(model, rows):
+    max_concurrent = config.max_concurrent
+    if config.lane_padding is LanePadding.AUTO and _invariant(model, max_concurrent):
         log.debug("decode steps run their sessions' rows only (batch-invariant kernels)")
         return None
-    log.debug("decode steps run %d lanes (kernels depend on the batch size)", rows)
-    return config.max_concurrent
+    log.debug("decode steps run %d lanes (kernels depend on the batch size)", max_concurrent)
+    return max_concurrent
 
 
-def _invariant(model: torch.nn.Module, rows: int) -> bool:
+def _invariant(model: torch.nn.Module, max_concurrent: int) -> bool:
     known = _CHECKED.setdefault(model, {})
-    if rows not in known:
-        known[rows] = gen.rows_batch_invariant(model, rows)
-    return known[rows]
+    if max_concurrent not in known:
+        known[max_concurrent] = gen.rows_batch_invariant(model, max_concurrent)
+    return known[max_concurrent]
 
 
 class Coordinator:
