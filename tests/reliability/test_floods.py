@@ -34,6 +34,11 @@ APPEND_IDS = 8192
 BURST_APPENDS = 1500  # 12,288,000 ids offered in all
 
 
+# Channels of one process share a connection unless told otherwise; another client is
+# another connection (the per-peer cap counts per connection).
+OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
+
+
 @pytest.fixture
 def flood_server(loaded_model, model_config):
     """`flood_server(limits=..., scheduler=..., server=...)`: a started server over a fresh
@@ -143,7 +148,7 @@ def test_unrelated_info_stays_fast_under_an_append_flood(flood_server):
     server = flood_server()
     with (
         grpc.insecure_channel(server.grpc_address) as busy_channel,
-        grpc.insecure_channel(server.grpc_address) as other_channel,
+        grpc.insecure_channel(server.grpc_address, options=OWN_CONNECTION) as other_channel,
     ):
         busy = pb_grpc.RuntimeServiceStub(busy_channel)
         other = pb_grpc.RuntimeServiceStub(other_channel)
@@ -201,7 +206,7 @@ def test_generate_flood_on_a_busy_session_keeps_threads_bounded_and_no_cancelled
     threads_before = threading.active_count()
     with (
         grpc.insecure_channel(server.grpc_address) as flood_channel,
-        grpc.insecure_channel(server.grpc_address) as other_channel,
+        grpc.insecure_channel(server.grpc_address, options=OWN_CONNECTION) as other_channel,
     ):
         stub = pb_grpc.RuntimeServiceStub(flood_channel)
         other = pb_grpc.RuntimeServiceStub(other_channel)
