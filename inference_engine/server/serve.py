@@ -244,14 +244,14 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     try:
-        from inference_engine.engine import Engine
+        from inference_engine.engine import Engine, as_client
 
         engine = Engine.start(runtime_config(args))
     except RuntimeFault as fault:
         print(f"error: {fault.message}", file=sys.stderr, flush=True)
         return 2
     try:
-        return asyncio.run(serve_until_signal(engine, config))
+        return asyncio.run(serve_until_signal(as_client(engine), config))
     except (OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2

@@ -282,3 +282,17 @@ def test_call_caps_refuse_at_once_in_all_and_per_peer() -> None:
             pass
     with caps.hold("ipv4:1"), caps.hold("ipv4:1"), caps.hold("ipv4:2"):
         pass  # every place was given back
+
+
+def test_session_info_is_one_value_from_core_to_wire_to_sdk() -> None:
+    """The core's snapshot is the SDK's value: to the wire and back, plus the server section."""
+    from dataclasses import replace
+
+    import kakeya
+    from inference_engine.session.events import SessionInfo
+
+    info = SessionInfo("sess_x", "lbl", (1, 2), 9, 8, 1, 4096, 8192, 1.5, 3, True)
+    server = grpc_app.server_info(StoreConfig(max_sessions=7, when_full=WhenFull.EVICT_IDLE))
+    back = kakeya.SessionInfo.from_proto(grpc_app.info_to_proto(info, server))
+    assert SessionInfo is kakeya.SessionInfo
+    assert back == replace(info, server=kakeya.ServerInfo(7, kakeya.WhenFull.EVICT_IDLE))
