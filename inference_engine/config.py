@@ -51,6 +51,14 @@ class LimitsConfig:
     max_generate_tokens: int = field(default=4096, metadata={"cli": False})
     max_eos_ids: int = field(default=16, metadata={"cli": False})
     max_label_chars: int = field(default=256, metadata={"cli": False})
+    max_history_tokens: int = field(
+        default=262_144,
+        metadata={
+            "help": "most tokens a session's history may hold (appended and generated); an "
+            "append or generate that would pass it is RESOURCE_EXHAUSTED. 4 bytes a token: "
+            "the default is 1 MiB a session, 64 MiB for 64 sessions"
+        },
+    )
 
 
 class WhenFull(enum.StrEnum):
@@ -123,6 +131,23 @@ class SchedulerConfig:
     max_unread_batched_tokens: int = field(default=16, metadata={"cli": False})
     wind_down_s: float = field(default=5.0, metadata={"cli": False})
     abandon_grace_s: float = field(default=0.5, metadata={"cli": False})
+    max_prefill_hold_s: float = field(
+        default=5.0,
+        metadata={
+            "help": "a prefill that has held its generation slot this long while other "
+            "generations wait gives the slot up at its next chunk and queues again (a long "
+            "history cannot hold a lane for minutes)"
+        },
+    )
+    max_unread_s: float = field(
+        default=30.0,
+        metadata={
+            "help": "a generation whose reader has left tokens unread this long in all "
+            "(its stream not read, or read a few bytes a second) is cancelled and its lane "
+            "freed; the stream ends RESOURCE_EXHAUSTED (it pauses sooner, after "
+            "max_unread_tokens)"
+        },
+    )
 
 
 @dataclass(frozen=True)

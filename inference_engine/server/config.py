@@ -36,6 +36,20 @@ class ServerConfig:
     http_default_max_tokens: int = field(default=256, metadata={"cli": False})
     shutdown_grace_s: float = field(default=5.0, metadata={"cli": False})
     reflection: bool = field(default=True, metadata={"cli": False})
+    max_concurrent_rpcs: int = field(
+        default=1024,
+        metadata={
+            "help": "RuntimeService calls in flight at once, in all; one more is answered "
+            "RESOURCE_EXHAUSTED at once"
+        },
+    )
+    max_concurrent_rpcs_per_peer: int = field(
+        default=256,
+        metadata={
+            "help": "RuntimeService calls in flight at once on one client connection; one "
+            "more is answered RESOURCE_EXHAUSTED at once"
+        },
+    )
 
     @property
     def auth_enabled(self) -> bool:
