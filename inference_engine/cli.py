@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 
-from inference_engine.config import DEFAULT_MODEL_ID, LanePadding, WhenFull
+from inference_engine.config import DEFAULT_MODEL_ID, LanePadding, StoreConfig, WhenFull
 from inference_engine.extras import missing_extra_message
+from inference_engine.tenancy import TenancyConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--token-file",
         default=None,
-        help="file holding the bearer token (kept out of the process list); turns auth on",
+        help="file holding the bearer token, or several as one 'name:token' per line, each "
+        "its own identity for the per-identity limits (kept out of the process list); "
+        "turns auth on",
     )
     token.add_argument(
         "--token",
@@ -70,9 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-queue", type=int, default=32)
     serve.add_argument("--queue-timeout-s", type=float, default=30.0)
+    add_config_flags(serve, StoreConfig, ("max_session_bytes",))
+    add_config_flags(serve, TenancyConfig)
     serve.add_argument("--sink", type=int, default=4, help="attention-sink tokens kept forever")
     serve.add_argument("--window", type=int, default=1020, help="most recent tokens kept")
     return parser
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser, config: type, names: Sequence[str] | None = None
+) -> None:
+    """One flag per field of a config dataclass: `--field-name`, its default and its help
+    from the field (until every flag is generated this way)."""
+    for item in dataclasses.fields(config):
+        if names is not None and item.name not in names:
+            continue
+        flag = "--" + item.name.replace("_", "-")
+        kind = type(item.default)
+        help_text = item.metadata.get("help", "") + " (default: %(default)s)"
+        parser.add_argument(flag, type=kind, default=item.default, help=help_text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from inference_engine.tenancy import TenancyConfig
 
 DEFAULT_MODEL_ID = "kakeya/tiny-qwen3"
 
@@ -55,6 +57,14 @@ class StoreConfig:
     when_full: WhenFull = WhenFull.REJECT
     session_ttl_s: float = 600.0
     sweep_interval_s: float = 5.0
+    max_session_bytes: int = field(
+        default=0,
+        metadata={
+            "help": "most bytes the store admits across sessions, each counted at its KV "
+            "buffers' bound plus a fixed overhead (from the model's shape and dtype); "
+            "0: no byte limit, only --max-sessions"
+        },
+    )
 
 
 class LanePadding(enum.StrEnum):
@@ -98,3 +108,4 @@ class RuntimeConfig:
     limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    tenancy: TenancyConfig = field(default_factory=TenancyConfig)

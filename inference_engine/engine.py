@@ -21,6 +21,7 @@ from inference_engine.models.loader import LoadedModel, load_model
 from inference_engine.session.coordinator import Coordinator, EventStream
 from inference_engine.session.decode_loop import STREAM_END, Failure, Job
 from inference_engine.session.events import Event, GenerationParams, SessionInfo, TokenEvent
+from inference_engine.tenancy import Identity
 
 T = TypeVar("T")
 
@@ -72,8 +73,15 @@ class Engine:
         return self.loaded.tokenizer
 
     # -- sessions ----------------------------------------------------------------
-    def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
-        return self.coordinator.create_session(eos_token_ids, label)
+    def create_session(
+        self,
+        eos_token_ids: Sequence[int] = (),
+        label: str = "",
+        owner: Identity | None = None,
+        pinned: bool = False,
+    ) -> SessionInfo:
+        """See `Coordinator.create_session` (owner: the calling identity by default)."""
+        return self.coordinator.create_session(eos_token_ids, label, owner, pinned)
 
     def append(self, session_id: str, token_ids: Sequence[int]) -> int:
         return self.coordinator.append(session_id, token_ids)

@@ -3,7 +3,7 @@
     RuntimeFault                  base: every error the core raises on purpose
     ├── InvalidArgument           bad user input; nothing was changed
     ├── SessionNotFound           unknown, closed or evicted session
-    ├── ResourceExhausted         store full, wait queue full, wait timed out
+    ├── ResourceExhausted         store full, quota hit, wait queue full or timed out
     ├── FailedPrecondition        invariant violation, session busy
     ├── Unauthenticated           missing or wrong bearer token
     ├── DeadlineExceeded          the caller's deadline passed
@@ -58,8 +58,24 @@ class SessionNotFound(RuntimeFault):
     code = ErrorCode.NOT_FOUND
 
 
+DEFAULT_RETRY_AFTER_S = 1.0  # the hint a capacity refusal carries when nothing better is known
+
+
 class ResourceExhausted(RuntimeFault):
+    """At capacity; `retry_after_s` is when trying again may succeed (a hint, never a promise).
+
+    `reason` names the condition for metrics: store_full, quota, queue_full, queue_timeout,
+    tokens_per_minute.
+    """
+
     code = ErrorCode.RESOURCE_EXHAUSTED
+
+    def __init__(
+        self, message: str, retry_after_s: float = DEFAULT_RETRY_AFTER_S, reason: str = "capacity"
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.reason = reason
 
 
 class FailedPrecondition(RuntimeFault):

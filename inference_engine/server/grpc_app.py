@@ -24,9 +24,9 @@ from grpc_reflection.v1alpha import reflection
 
 from inference_engine.config import StoreConfig, WhenFull
 from inference_engine.errors import InvalidArgument, RuntimeFault, Unauthenticated
-from inference_engine.server.auth import AUTH_HEADER, authorized, metadata_value
+from inference_engine.server.auth import AUTH_HEADER, Authenticator, metadata_value
 from inference_engine.server.config import ServerConfig
-from inference_engine.server.errors import grpc_status, internal_fault
+from inference_engine.server.errors import grpc_status, grpc_trailers, internal_fault
 from inference_engine.session.events import (
     DoneEvent,
     Event,
@@ -36,6 +36,7 @@ from inference_engine.session.events import (
     TokenEvent,
     TruncationEvent,
 )
+from inference_engine.tenancy import set_identity
 from kakeya.v1 import runtime_pb2 as pb
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RuntimeService"].full_name
@@ -207,8 +208,8 @@ Streaming = Callable[[Any], AsyncGenerator[Message]]
 class Guard:
     """Auth, decoding and error mapping around each RuntimeService method."""
 
-    def __init__(self, token: str | None, metrics: Any) -> None:
-        self._token = token
+    def __init__(self, auth: Authenticator, metrics: Any) -> None:
+        self._auth = auth
         self._metrics = metrics
 
     def unary(self, name: str, request_type: type[Message], call: Unary) -> grpc.RpcMethodHandler:
@@ -245,10 +246,13 @@ class Guard:
     async def _admit(
         self, raw: bytes, request_type: type[Message], context: grpc.aio.ServicerContext
     ) -> Any:
-        """The decoded request of an authorized caller; aborts the call otherwise."""
+        """The decoded request of an authorized caller, whose identity is set for the rest
+        of the call (`tenancy`); aborts the call otherwise."""
         header = metadata_value(context.invocation_metadata(), AUTH_HEADER)
-        if not authorized(header, self._token):
+        identity = self._auth.identify(header, context.peer())
+        if identity is None:
             await self._refuse(context, Unauthenticated("missing or invalid bearer token"))
+        set_identity(identity)
         try:
             if len(raw) <= INLINE_DECODE_BYTES:
                 return request_type.FromString(raw)
@@ -259,17 +263,17 @@ class Guard:
 
     async def _refuse(self, context: grpc.aio.ServicerContext, fault: RuntimeFault) -> NoReturn:
         self._metrics.count_error(SURFACE, fault.code)
-        await context.abort(grpc_status(fault), fault.message)
+        await context.abort(grpc_status(fault), fault.message, grpc_trailers(fault))
 
 
 def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-def runtime_handler(engine: Any, token: str | None) -> grpc.GenericRpcHandler:
+def runtime_handler(engine: Any, auth: Authenticator) -> grpc.GenericRpcHandler:
     """RuntimeService's methods behind the guard, as one generic handler."""
     service = RuntimeService(engine)
-    guard = Guard(token, engine.metrics)
+    guard = Guard(auth, engine.metrics)
     return grpc.method_handlers_generic_handler(
         SERVICE_NAME,
         {
@@ -311,7 +315,8 @@ def build_grpc_server(engine: Any, config: ServerConfig) -> tuple[grpc.aio.Serve
             ("grpc.so_reuseport", 0),
         ],
     )
-    server.add_generic_rpc_handlers((runtime_handler(engine, config.token),))
+    auth = Authenticator.of(config.token, config.tokens)
+    server.add_generic_rpc_handlers((runtime_handler(engine, auth),))
     # grpc-stubs' health stub predates grpc_health.v1.health.aio (the asyncio servicer)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -27,8 +27,9 @@ from inference_engine.config import (
     WhenFull,
 )
 from inference_engine.errors import RuntimeFault
-from inference_engine.server.config import ServerConfig, resolve_token
+from inference_engine.server.config import ServerConfig, resolve_tokens
 from inference_engine.server.grpc_app import build_grpc_server, set_serving
+from inference_engine.tenancy import TenancyConfig
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 30.0
@@ -174,12 +175,20 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
             max_sessions=args.max_sessions,
             when_full=WhenFull(args.when_full),
             session_ttl_s=args.session_ttl_s,
+            max_session_bytes=args.max_session_bytes,
         ),
         scheduler=SchedulerConfig(
             max_concurrent=args.max_concurrent,
             lane_padding=LanePadding(args.lane_padding),
             max_queue=args.max_queue,
             queue_timeout_s=args.queue_timeout_s,
+        ),
+        tenancy=TenancyConfig(
+            max_sessions_per_identity=args.max_sessions_per_identity,
+            max_concurrent_per_identity=args.max_concurrent_per_identity,
+            max_queued_per_identity=args.max_queued_per_identity,
+            tokens_per_minute_per_identity=args.tokens_per_minute_per_identity,
+            drr_quantum_tokens=args.drr_quantum_tokens,
         ),
     )
 
@@ -190,11 +199,13 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     Raises:
         ValueError: the token file cannot be read or is empty.
     """
+    token, named = resolve_tokens(args.token, token_file=args.token_file)
     return ServerConfig(
         host=args.host,
         grpc_port=args.grpc_port,
         http_port=args.http_port,
-        token=resolve_token(args.token, token_file=args.token_file),
+        token=token,
+        tokens=named,
         reflection=not args.no_reflection,
     )
 

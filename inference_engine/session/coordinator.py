@@ -22,8 +22,9 @@ from functools import partial
 
 import torch
 
+from inference_engine import memory
 from inference_engine.config import LanePadding, RuntimeConfig, SchedulerConfig
-from inference_engine.errors import FailedPrecondition, InvariantViolation
+from inference_engine.errors import FailedPrecondition, InvariantViolation, ResourceExhausted
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.metrics import RuntimeMetrics
 from inference_engine.scheduler.scheduler import Scheduler, Slot
@@ -39,6 +40,7 @@ from inference_engine.session.events import (
 )
 from inference_engine.session.store import Session, SessionStore
 from inference_engine.session.validation import check_params, check_session_args, check_token_ids
+from inference_engine.tenancy import Identity, current_identity
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.05  # bound on one wait for a session to become idle
@@ -90,10 +92,17 @@ class Coordinator:
         self.config = config
         self.metrics = metrics
         self.shape = CacheShape.of(model)
-        self.store = SessionStore(config.store, on_end=self._on_session_end)
+        c, t = config.cache, config.tenancy
+        cost = memory.session_bytes(
+            self.shape.bytes_per_token, c.sink_tokens, c.window_tokens, c.prefill_chunk_tokens
+        )
+        self.store = SessionStore(
+            config.store, self._on_session_end, cost, t.max_sessions_per_identity
+        )
         self._idle = threading.Condition(self.store.lock)  # notified when a session frees up
-        self.scheduler = Scheduler(config.scheduler)
+        self.scheduler = Scheduler(config.scheduler, t)
         metrics.watch(self.scheduler, config.store)
+        metrics.watch_tenants(self.scheduler, self.store)
         s = config.scheduler
         self.lanes = decode_lanes(model, s)
         metrics.decode_lanes.set(self.lanes or 0)
@@ -102,11 +111,24 @@ class Coordinator:
         )
 
     # -- lifecycle ---------------------------------------------------------------
-    def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
+    def create_session(
+        self,
+        eos_token_ids: Sequence[int] = (),
+        label: str = "",
+        owner: Identity | None = None,
+        pinned: bool = False,
+    ) -> SessionInfo:
+        """A new session owned by `owner` (default: the calling identity, see `tenancy`);
+        `pinned` (single-shot sessions) is never evicted: its creator closes it."""
         eos = check_session_args(eos_token_ids, label, self.vocab_size, self.config.limits)
+        owner = owner or current_identity()
         c = self.config.cache
         cache = SinkWindowCache(self.shape, c.sink_tokens, c.window_tokens, c.prefill_chunk_tokens)
-        session = self.store.create(label, eos, ModelState(cache))
+        try:
+            session = self.store.create(label, eos, ModelState(cache), owner, pinned)
+        except ResourceExhausted as refusal:
+            self.metrics.count_refusal(owner, refusal.reason)
+            raise
         self.metrics.session_total.labels(outcome="created").inc()
         self._refresh_gauges()
         return self._info(session)
@@ -174,10 +196,13 @@ class Coordinator:
         check_params(params, self.config.limits)
         cancel = cancel or threading.Event()
         session = self._claim(session_id, cancel)
+        cost = len(session.history) - session.state.cache.next_position + params.max_tokens
         try:
-            slot = self.scheduler.admit(session_id, cancel)
-        except BaseException:
+            slot = self.scheduler.admit(session_id, cancel, session.owner, cost)
+        except BaseException as error:
             self._unclaim(session)
+            if isinstance(error, ResourceExhausted):
+                self.metrics.count_refusal(session.owner, error.reason)
             raise
         chunk = self.config.cache.prefill_chunk_tokens
         job = Job(session, params, cancel, deliver, partial(self._end, slot), chunk, max_unread)
@@ -261,7 +286,7 @@ class Coordinator:
         elif error is not None:  # a forward or sampling failed: the cache may be half-written
             self.store.fail(job.session, type(error).__name__)
         self._unclaim(job.session)
-        self._record(done)
+        self._record(done, job.session.owner)
 
     def _cut_reason(self) -> StopReason:
         """Why a generation stopped early: the server is stopping, or its client left."""
@@ -289,11 +314,13 @@ class Coordinator:
             generating=session.busy,
         )
 
-    def _record(self, done: DoneEvent | None) -> None:
+    def _record(self, done: DoneEvent | None, owner: Identity) -> None:
         m = self.metrics
         reason = done.stop_reason.value if done else FAILED_OUTCOME
         m.generate_total.labels(stop_reason=reason).inc()
         if done is not None:
+            self.scheduler.charge(owner, done.prefill_tokens + done.generated_tokens)
+            m.count_tokens(owner, done.prefill_tokens, done.generated_tokens)
             m.generate_prefill_tokens.observe(done.prefill_tokens)
             m.generate_prefill_duration_seconds.observe(done.prefill_s)
             m.generate_decode_tokens_total.inc(done.generated_tokens)
@@ -307,6 +334,7 @@ class Coordinator:
         self.metrics.session_total.labels(outcome=kind).inc()
         if kind == "evicted":
             self.metrics.session_evicted_total.labels(reason=reason).inc()
+            self.metrics.count_eviction(session.owner, reason)
         self._refresh_gauges()
 
     def _refresh_gauges(self) -> None:
