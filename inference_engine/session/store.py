@@ -8,9 +8,10 @@ session costs its KV buffers' bound plus a fixed overhead, the same for every se
 model). Every session has an owner (`tenancy.Identity`); one identity holds at most
 `max_sessions_per_identity`. When the store (or an owner's quota) is full the operator's
 `WhenFull` policy decides: `reject` (the default) refuses the new session, `evict-idle`
-ends an idle one: the requesting identity's own least recently used first, then only one
-of an identity holding more than its share (the capacity over the identities holding
-sessions, rounded up); never one of an identity within its share, never one that is generating.
+ends an idle one: the requesting identity's own least recently used first when it holds
+its share or more (the capacity over the identities holding sessions, rounded up), else
+one of an identity holding more than its share, else its own; never one of another
+identity within its share, never one that is generating.
 Once the runtime is stopping, no session is created or grown.
 """
 
@@ -251,13 +252,16 @@ class SessionStore:
         self._end(victim, "evicted", reason=LRU if victim.owner == owner else OVER_SHARE)
 
     def _victim(self, owner: Identity) -> Session | None:
+        """The requester's own oldest idle session when it holds its share or more; else the
+        oldest idle one of an identity above its share; else the requester's own."""
         idle = [s for s in self._sessions.values() if self._evictable(s)]  # oldest first
         own = [s for s in idle if s.owner == owner]
-        if own:
-            return own[0]
         held = Counter(s.owner for s in self._sessions.values())
         share = math.ceil(self.capacity / len({*held, owner}))  # holding one is never "over"
-        return next((s for s in idle if held[s.owner] > share), None)
+        if own and held[owner] >= share:
+            return own[0]
+        over = next((s for s in idle if s.owner != owner and held[s.owner] > share), None)
+        return over or (own[0] if own else None)
 
     def _describe_capacity(self) -> str:
         text = f"{len(self._sessions)} of {self.config.max_sessions} sessions"

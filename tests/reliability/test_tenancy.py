@@ -1,0 +1,128 @@
+"""Many clients, one runtime (issue 25): identities, fair shares, and what each client sees.
+
+Each test runs real servers on loopback with several named bearer tokens (each its own
+identity) and checks what the clients saw against the per-identity metrics.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from reliability_support import sample, scrape
+
+import kakeya
+from inference_engine.config import WhenFull
+from inference_engine.tenancy import TenancyConfig
+
+pytestmark = pytest.mark.integration
+
+PROMPT = list(range(10, 40))
+TOKENS = (("alice", "tok-alice"), ("bob", "tok-bob"), ("carol", "tok-carol"))
+SECRET = dict(TOKENS)
+URL = "/v1/chat/completions"
+
+
+def client(server, name: str) -> kakeya.Client:
+    return kakeya.Client(server.grpc_address, token=SECRET[name], timeout=60)
+
+
+def chat(server, name: str, **extra) -> httpx.Response:
+    body = {
+        "model": server.engine.model_id,
+        "messages": [{"role": "user", "content": "hello"}],
+        "max_tokens": 4,
+        **extra,
+    }
+    headers = {"Authorization": f"Bearer {SECRET[name]}"}
+    return httpx.post(server.http_url + URL, json=body, headers=headers, timeout=60)
+
+
+def test_a_burst_by_one_identity_neither_refuses_nor_evicts_anothers_sessions(
+    serve_runtime,
+) -> None:
+    server = serve_runtime(max_sessions=6, when_full=WhenFull.EVICT_IDLE, tokens=TOKENS)
+    with client(server, "alice") as alice, client(server, "bob") as bob:
+        kept = [bob.create_session() for _ in range(2)]
+        for session in kept:
+            session.append(PROMPT)
+        burst = [alice.create_session() for _ in range(20)]  # 0.x s: far past the store
+        for session in kept:
+            assert session.info().history_tokens == len(PROMPT)  # untouched
+        assert bob.create_session().info().history_tokens == 0  # and bob may still create
+        evicted = []
+        for session in burst:
+            try:
+                session.info()
+            except kakeya.SessionNotFoundError as gone:
+                evicted.append(gone)
+        assert all("evicted" in error.message for error in evicted)
+        metrics = scrape(server.http_url, SECRET["alice"])
+
+    def evictions(identity: str) -> float:
+        return sum(
+            sample(metrics, "tenant_sessions_evicted_total", identity=identity, reason=reason)
+            for reason in ("lru", "over_share", "ttl")
+        )
+
+    assert evictions("token:alice") == len(evicted) > 0  # every eviction counted, to its owner
+    assert evictions("token:bob") == 0
+    assert sample(metrics, "tenant_sessions", identity="token:bob") == 3
+    assert sample(metrics, "tenant_sessions", identity="token:alice") == 20 - len(evicted)
+
+
+def test_a_full_store_evicts_only_from_identities_over_their_share(serve_runtime) -> None:
+    server = serve_runtime(max_sessions=4, when_full=WhenFull.EVICT_IDLE, tokens=TOKENS)
+    alice, bob, carol = (client(server, name) for name in ("alice", "bob", "carol"))
+    with alice, bob, carol:
+        bobs = bob.create_session()
+        hog = [alice.create_session() for _ in range(3)]
+        carol.create_session()  # store full: alice holds 3 > 4/3 rounded up
+        with pytest.raises(kakeya.SessionNotFoundError, match="more than its share"):
+            hog[0].info()
+        assert bobs.info().history_tokens == 0
+        metrics = scrape(server.http_url, SECRET["bob"])
+    label = {"identity": "token:alice", "reason": "over_share"}
+    assert sample(metrics, "tenant_sessions_evicted_total", **label) == 1
+    assert sample(metrics, "session_evicted_total", reason="over_share") == 1
+
+
+def test_a_quota_hit_is_resource_exhausted_with_a_retry_after_for_that_identity_only(
+    serve_runtime,
+) -> None:
+    quota = TenancyConfig(max_sessions_per_identity=2)
+    server = serve_runtime(max_sessions=8, tenancy=quota, tokens=TOKENS)
+    with client(server, "alice") as alice, client(server, "bob") as bob:
+        alice.create_session()
+        alice.create_session()
+        with pytest.raises(kakeya.ResourceExhaustedError, match="quota") as refused:
+            alice.create_session()
+        assert refused.value.retry_after_s is not None and refused.value.retry_after_s > 0
+        assert bob.create_session()
+        metrics = scrape(server.http_url, SECRET["bob"])
+    assert sample(metrics, "tenant_refusals_total", identity="token:alice", reason="quota") == 1
+    assert sample(metrics, "tenant_refusals_total", identity="token:bob", reason="quota") == 0
+
+
+def test_the_shim_answers_429_with_retry_after_when_the_store_is_full(serve_runtime) -> None:
+    server = serve_runtime(max_sessions=2, tokens=TOKENS)
+    with client(server, "alice") as alice:
+        held = [alice.create_session() for _ in range(2)]
+        refused = chat(server, "bob")
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert refused.json()["error"]["code"] == "RESOURCE_EXHAUSTED"
+        held[0].close()
+        assert chat(server, "bob").status_code == 200
+
+
+def test_the_shim_never_answers_404_for_a_full_store_under_evict_idle(serve_runtime) -> None:
+    """Before: a shim request's own fresh session was evicted (idle between create and
+    generate) by the next request, and the request answered 404."""
+    server = serve_runtime(max_sessions=2, when_full=WhenFull.EVICT_IDLE, tokens=TOKENS)
+    names = ["alice", "bob", "carol"] * 8
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(lambda name: chat(server, name).status_code, names))
+    assert 404 not in statuses, statuses
+    assert set(statuses) <= {200, 429}, statuses
