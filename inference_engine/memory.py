@@ -52,6 +52,9 @@ def note_freed(nbytes: int) -> None:
 def return_freed(force: bool = False) -> bool:
     """Give free heap pages back to the OS if enough was freed since the last time.
 
+    A session's buffers are freed when it ends (`SinkWindowCache.release`), without
+    waiting for the cycle collector (a full collection costs most of a second here).
+
     Returns:
         Whether `malloc_trim` ran.
     """

@@ -55,6 +55,11 @@ class ModelState:
     last_logits: torch.Tensor | None = None  # logits after the newest forwarded position
     cancel: threading.Event | None = None  # the running generate's, so close can stop it
 
+    def release(self) -> None:
+        """The session ended and nothing runs on it: free its KV now (see `memory`)."""
+        self.cache.release()
+        self.last_logits = None
+
 
 # Per model, the batch sizes its kernels were found invariant up to (engines share models).
 _CHECKED: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, bool]] = weakref.WeakKeyDictionary()
@@ -286,6 +291,8 @@ class Coordinator:
         elif error is not None:  # a forward or sampling failed: the cache may be half-written
             self.store.fail(job.session, type(error).__name__)
         self._unclaim(job.session)
+        if not self.store.is_live(job.session):  # it ended while this job ran
+            job.session.state.release()
         self._record(done, job.session.owner)
 
     def _cut_reason(self) -> StopReason:
@@ -331,6 +338,8 @@ class Coordinator:
 
     def _on_session_end(self, session: Session, outcome: str) -> None:
         kind, _, reason = outcome.partition(":")
+        if not session.busy:  # a running job releases it when it leaves (`_end`)
+            session.state.release()
         self.metrics.session_total.labels(outcome=kind).inc()
         if kind == "evicted":
             self.metrics.session_evicted_total.labels(reason=reason).inc()

@@ -119,6 +119,10 @@ class SessionStore:
         """Bytes the live sessions may hold at most (their count times `session_bytes`)."""
         return len(self._sessions) * self.session_bytes
 
+    def is_live(self, session: Session) -> bool:
+        with self.lock:
+            return self._sessions.get(session.session_id) is session
+
     def owners(self) -> list[Identity]:
         """The owner of every live session (one entry per session)."""
         with self.lock:
