@@ -187,6 +187,12 @@ class RuntimeMetrics:
             ["identity", "kind"],
             registry=r,
         )
+        self.tenant_preemptions_total = Counter(
+            "tenant_preemptions",
+            "Generations that gave their lane to another identity at a step boundary",
+            ["identity"],
+            registry=r,
+        )
         self.session_store_when_full = Gauge(
             "session_store_when_full",
             "The store's full policy (1 on the active one): reject or evict-idle",
@@ -233,6 +239,9 @@ class RuntimeMetrics:
     def count_tokens(self, identity: Identity, prefill: int, decode: int) -> None:
         self.tenant_tokens_total.labels(identity=identity.name, kind="prefill").inc(prefill)
         self.tenant_tokens_total.labels(identity=identity.name, kind="decode").inc(decode)
+
+    def count_preemption(self, identity: Identity) -> None:
+        self.tenant_preemptions_total.labels(identity=identity.name).inc()
 
     def count_error(self, surface: str, code: ErrorCode) -> None:
         """One request answered with `code` on `surface` ("grpc" or "http")."""

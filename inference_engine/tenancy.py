@@ -103,6 +103,14 @@ class TenancyConfig:
             "minute); past it a generate is RESOURCE_EXHAUSTED with a retry-after; 0: no limit"
         },
     )
+    preempt_after_tokens: int = field(
+        default=32,
+        metadata={
+            "help": "a generation that has decoded this many tokens since it got its lane "
+            "gives the lane to another identity that waits, and resumes (its KV kept, the "
+            "same tokens) when its turn comes again; 0: never preempt"
+        },
+    )
     drr_quantum_tokens: int = field(
         default=256,
         metadata={

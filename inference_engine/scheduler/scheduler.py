@@ -11,6 +11,12 @@ own bounds); past `tokens_per_minute_per_identity` an identity is refused with t
 until its minute frees up. Shutdown cancels running work through its cancel event and
 rejects everything queued.
 
+Preemption at step boundaries: a generation that has run `preempt_after_tokens` since its
+grant while another identity waits gives its lane back (`should_yield`, `park`); it keeps
+its KV and waits first in its own identity's line, and resumes where it stopped when the
+round-robin grants it a lane again, so no waiter times out while one identity holds
+every lane, and the tokens are the same (a step never depends on who else runs).
+
 `running`, `queued` and `by_identity` are read under the scheduler's lock: a waiter moves
 from queued to running in one step, so the gauges never count it twice or not at all.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from inference_engine.config import SchedulerConfig
@@ -49,6 +56,8 @@ class _Waiter:
     cost: int
     cancel: threading.Event
     slot: Slot | None = None  # set (under the lock) when granted
+    parked: Slot | None = None  # a preempted generation's own slot, given back on grant
+    on_grant: Callable[[], None] | None = None  # how a parked generation resumes
 
 
 class Scheduler:
@@ -126,9 +135,40 @@ class Scheduler:
             return waiter.slot
 
     def release(self, slot: Slot) -> None:
+        """The generation ended (also while parked): its lane or its place in line is free."""
         with self._cond:
             if self._running.get(slot.session_id) is slot:
                 del self._running[slot.session_id]
+            for line in list(self._lines.values()):
+                for waiter in [w for w in line if w.parked is slot]:
+                    self._drop(waiter)
+            self._dispatch()
+            self._cond.notify_all()
+
+    def should_yield(self, slot: Slot, tokens_since_grant: int) -> bool:
+        """Whether a running generation should give its lane up now: it ran at least
+        `preempt_after_tokens` since its grant and another identity waits for a lane."""
+        bound = self.tenancy.preempt_after_tokens
+        if bound <= 0 or tokens_since_grant < bound:
+            return False
+        with self._cond:
+            if self._closed or self._running.get(slot.session_id) is not slot:
+                return False
+            return any(
+                identity != slot.identity and self._running_for(identity) < self._cap()
+                for identity in self._lines
+            )
+
+    def park(self, slot: Slot, remaining_tokens: int, on_grant: Callable[[], None]) -> None:
+        """Take a running generation's lane back (step boundary; its KV stays); it waits
+        first in its identity's line, without a timeout, and `on_grant` resumes it."""
+        with self._cond:
+            if self._running.get(slot.session_id) is not slot:
+                return
+            del self._running[slot.session_id]
+            waiter = _Waiter(slot.session_id, slot.identity, remaining_tokens, slot.cancel)
+            waiter.parked, waiter.on_grant = slot, on_grant
+            self._lines.setdefault(slot.identity, deque()).appendleft(waiter)
             self._dispatch()
             self._cond.notify_all()
 
@@ -142,6 +182,10 @@ class Scheduler:
             self._closed = True
             for slot in self._running.values():
                 slot.cancel.set()
+            for line in self._lines.values():
+                for waiter in line:
+                    if waiter.parked is not None:
+                        waiter.cancel.set()
             self._cond.notify_all()
 
     def wake(self) -> None:
@@ -265,9 +309,11 @@ class Scheduler:
                 self._forget(waiter.identity)
 
     def _grant(self, waiter: _Waiter) -> Slot:
-        slot = Slot(waiter.session_id, waiter.cancel, waiter.identity)
+        slot = waiter.parked or Slot(waiter.session_id, waiter.cancel, waiter.identity)
         self._running[waiter.session_id] = slot
         waiter.slot = slot
+        if waiter.on_grant is not None:
+            waiter.on_grant()
         self._cond.notify_all()
         return slot
 

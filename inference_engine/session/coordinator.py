@@ -111,8 +111,9 @@ class Coordinator:
         s = config.scheduler
         self.lanes = decode_lanes(model, s)
         metrics.decode_lanes.set(self.lanes or 0)
+        self._slots: dict[Job, Slot] = {}  # running jobs' lanes, for preemption
         self.loop = DecodeLoop(
-            model, self.lanes, s.max_unread_tokens, self._on_turn, self._cut_reason
+            model, self.lanes, s.max_unread_tokens, self._on_turn, self._cut_reason, self._yield
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -211,9 +212,11 @@ class Coordinator:
             raise
         chunk = self.config.cache.prefill_chunk_tokens
         job = Job(session, params, cancel, deliver, partial(self._end, slot), chunk, max_unread)
+        self._slots[job] = slot
         try:
             self.loop.submit(job)
         except BaseException:
+            self._slots.pop(job, None)
             self.scheduler.release(slot)
             self._unclaim(session)
             raise
@@ -284,6 +287,7 @@ class Coordinator:
         self, slot: Slot, job: Job, done: DoneEvent | None, error: BaseException | None
     ) -> None:
         """The loop's word that a job left: free its slot and its session, count the outcome."""
+        self._slots.pop(job, None)
         self.scheduler.release(slot)
         if isinstance(error, InvariantViolation):
             self.metrics.cache_invariant_violations_total.labels(kind=error.kind).inc()
@@ -294,6 +298,23 @@ class Coordinator:
         if not self.store.is_live(job.session):  # it ended while this job ran
             job.session.state.release()
         self._record(done, job.session.owner)
+
+    def _yield(self, job: Job) -> bool:
+        """At a step boundary (loop thread): preempt the job if another identity waits."""
+        slot = self._slots.get(job)
+        if slot is None or not self.scheduler.should_yield(slot, job.since_grant):
+            return False
+        job.paused = True
+        remaining = job.params.max_tokens - job.generated
+        self.metrics.count_preemption(slot.identity)
+        self.scheduler.park(slot, remaining, partial(self._resume, job))
+        return True
+
+    def _resume(self, job: Job) -> None:
+        """The scheduler gave a preempted job a lane again: it continues where it stopped."""
+        job.since_grant = 0
+        job.paused = False
+        self.loop.wake()
 
     def _cut_reason(self) -> StopReason:
         """Why a generation stopped early: the server is stopping, or its client left."""

@@ -9,7 +9,7 @@ import pytest
 
 from inference_engine.config import SchedulerConfig
 from inference_engine.errors import FailedPrecondition, ResourceExhausted, Unavailable
-from inference_engine.scheduler.scheduler import AdmissionCancelled, Scheduler
+from inference_engine.scheduler.scheduler import AdmissionCancelled, Scheduler, Slot
 from inference_engine.tenancy import Identity, TenancyConfig
 
 
@@ -187,3 +187,43 @@ def test_queued_and_running_never_count_a_waiter_twice_or_not_at_all():
     stop.set()
     watcher.join()
     assert max(seen) <= 8 and (s.running, s.queued) == (0, 0)
+
+
+def test_a_long_generation_yields_its_lane_to_another_identity_and_resumes():
+    tenancy = TenancyConfig(preempt_after_tokens=4)
+    s = Scheduler(SchedulerConfig(max_concurrent=1, max_queue=8, queue_timeout_s=10), tenancy)
+    hog = s.admit("hog", threading.Event(), HOG, 1000)
+    assert not s.should_yield(hog, 100)  # nobody else waits
+    granted: list[Slot] = []
+    victim = threading.Thread(
+        target=lambda: granted.append(s.admit("v", threading.Event(), VICTIM, 8))
+    )
+    victim.start()
+    while s.queued < 1:
+        time.sleep(0.001)
+    assert not s.should_yield(hog, 3)  # under the bound
+    assert s.should_yield(hog, 4)
+    resumed = threading.Event()
+    s.park(hog, 900, resumed.set)
+    victim.join(5)
+    assert granted and granted[0].identity == VICTIM
+    assert s.by_identity() == {HOG: (0, 1), VICTIM: (1, 0)}  # the parked one counts as waiting
+    assert not resumed.is_set()
+    s.release(granted[0])
+    assert resumed.is_set() and s.by_identity() == {HOG: (1, 0)}
+    s.release(hog)
+    assert (s.running, s.queued) == (0, 0)
+
+
+def test_a_parked_generation_that_ends_leaves_its_line():
+    tenancy = TenancyConfig(preempt_after_tokens=1)
+    s = Scheduler(SchedulerConfig(max_concurrent=1, max_queue=8, queue_timeout_s=10), tenancy)
+    hog = s.admit("hog", threading.Event(), HOG)
+    victim = threading.Thread(target=lambda: s.admit("v", threading.Event(), VICTIM))
+    victim.start()
+    while s.queued < 1:
+        time.sleep(0.001)
+    s.park(hog, 10, lambda: None)
+    victim.join(5)
+    s.release(hog)  # cancelled while parked
+    assert s.by_identity() == {VICTIM: (1, 0)}

@@ -6,6 +6,8 @@ identity) and checks what the clients saw against the per-identity metrics.
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -126,3 +128,89 @@ def test_the_shim_never_answers_404_for_a_full_store_under_evict_idle(serve_runt
         statuses = list(pool.map(lambda name: chat(server, name).status_code, names))
     assert 404 not in statuses, statuses
     assert set(statuses) <= {200, 429}, statuses
+
+
+class Reader:
+    """Reads one generation on a thread of its own, keeping every token."""
+
+    def __init__(self, session: kakeya.Session, max_tokens: int) -> None:
+        self.tokens: list[int] = []
+        self.first = threading.Event()
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self._session, self._max_tokens = session, max_tokens
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for token in self._session.generate(self._max_tokens):
+                self.tokens.append(token)
+                self.first.set()
+                if self.stop.is_set():
+                    break
+        except BaseException as error:  # reported by the test
+            self.error = error
+            self.first.set()
+
+    def end(self) -> list[int]:
+        self.stop.set()
+        self.thread.join(60)
+        assert self.error is None, self.error
+        return self.tokens
+
+
+def solo_tokens(server, name: str, count: int) -> list[int]:
+    with client(server, name) as solo:
+        session = solo.create_session()
+        session.append(PROMPT)
+        return list(session.generate(count))
+
+
+def test_a_victim_starts_within_a_step_bound_of_a_hogs_four_long_generations(
+    serve_runtime,
+) -> None:
+    fair = TenancyConfig(preempt_after_tokens=8)
+    server = serve_runtime(
+        max_concurrent=4, max_queue=16, queue_timeout_s=5.0, tenancy=fair, tokens=TOKENS
+    )
+    with client(server, "alice") as alice, client(server, "bob") as bob:
+        hogs = []
+        for _ in range(4):
+            session = alice.create_session()
+            session.append(PROMPT)
+            hogs.append(Reader(session, 4000))
+        for hog in hogs:
+            assert hog.first.wait(30)
+        while min(len(hog.tokens) for hog in hogs) < 16:  # every lane held past the bound
+            time.sleep(0.01)
+        victim = bob.create_session()
+        victim.append(PROMPT)
+        started = time.perf_counter()
+        reader = Reader(victim, 40)
+        assert reader.first.wait(30) and reader.error is None, reader.error
+        ttft_s = time.perf_counter() - started
+        reader.thread.join(60)
+        views = []
+        while len(views) < 20:  # while the hog's four and the victim share the lanes
+            views.append(scrape(server.http_url, SECRET["bob"]))
+            if reader.thread.is_alive() is False and len(views) > 3:
+                break
+        victim_tokens = reader.end()
+        hog_tokens = [hog.end() for hog in hogs]
+        metrics = scrape(server.http_url, SECRET["bob"])
+    assert ttft_s < 2.5, ttft_s  # without preemption: the queue timeout (5 s), refused
+    assert sample(metrics, "tenant_preemptions_total", identity="token:alice") >= 1
+    for view in views:  # each generation counted once, running or waiting, never both
+        running = sample(view, "scheduler_running")
+        alice_now = [
+            sample(view, f"tenant_generations_{kind}", identity="token:alice")
+            for kind in ("running", "queued")
+        ]
+        assert running <= 4 and sum(alice_now) in (0, 4), alice_now
+    # Batch invariance across preemption: every stream equals the same prompt run alone.
+    assert victim_tokens == solo_tokens(server, "bob", len(victim_tokens))
+    longest = max(hog_tokens, key=len)
+    reference = solo_tokens(server, "carol", len(longest))
+    for tokens in hog_tokens:
+        assert tokens == reference[: len(tokens)]
