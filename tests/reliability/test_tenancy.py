@@ -214,3 +214,40 @@ def test_a_victim_starts_within_a_step_bound_of_a_hogs_four_long_generations(
     reference = solo_tokens(server, "carol", len(longest))
     for tokens in hog_tokens:
         assert tokens == reference[: len(tokens)]
+
+
+def test_per_identity_token_counters_match_what_each_client_saw(serve_runtime) -> None:
+    server = serve_runtime(tokens=TOKENS)
+    seen: dict[str, list[int]] = {"alice": [0, 0], "bob": [0, 0]}
+    for name, turns in (("alice", 3), ("bob", 1)):
+        with client(server, name) as sdk, sdk.create_session() as session:
+            for turn in range(turns):
+                session.append(PROMPT[: 10 + turn])
+                generation = session.generate(5 + turn)
+                list(generation)
+                seen[name][0] += generation.prefill_tokens
+                seen[name][1] += generation.generated_tokens
+    metrics = scrape(server.http_url, SECRET["bob"])
+    for name, (prefill, decode) in seen.items():
+        identity = f"token:{name}"
+        assert sample(metrics, "tenant_tokens_total", identity=identity, kind="prefill") == prefill
+        assert sample(metrics, "tenant_tokens_total", identity=identity, kind="decode") == decode
+    assert seen["alice"][1] == 5 + 6 + 7
+
+
+def test_tokens_per_minute_refuse_one_identity_with_a_retry_after(serve_runtime) -> None:
+    budget = TenancyConfig(tokens_per_minute_per_identity=60)
+    server = serve_runtime(tenancy=budget, tokens=TOKENS)
+    with client(server, "alice") as alice, client(server, "bob") as bob:
+        session = alice.create_session()
+        session.append(PROMPT)
+        list(session.generate(40))  # 30 prefilled + 40 decoded: past the minute's 60
+        session.append(PROMPT[:2])
+        with pytest.raises(kakeya.ResourceExhaustedError, match="tokens per minute") as refused:
+            list(session.generate(4))
+        assert refused.value.retry_after_s is not None and 0 < refused.value.retry_after_s <= 60
+        other = bob.create_session()
+        other.append(PROMPT[:5])
+        assert len(list(other.generate(4))) == 4  # bob's minute is his own
+        refused_http = chat(server, "alice")
+        assert refused_http.status_code == 429 and int(refused_http.headers["Retry-After"]) >= 1
