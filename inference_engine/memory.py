@@ -1,9 +1,10 @@
 """What a session costs in bytes, and giving freed memory back to the operating system.
 
 A session's KV buffers grow to at most `sink + window - 1 + prefill_chunk` slots per layer
-(keys and values, the model's dtype); `session_bytes` adds a fixed overhead for its
-bookkeeping (slot positions, masks, the session's Python objects), measured on this
-runtime and documented in docs/performance.md. The store admits by that figure.
+(keys and values, the model's dtype); `session_bytes` adds the logits row a session keeps
+between calls and a fixed overhead for its bookkeeping (slot positions, masks, the
+session's Python objects), measured on this runtime and documented in
+docs/performance.md. The store admits by that figure.
 
 On CPU the buffers come from glibc malloc: freed, they stay in the process's heap (the
 growth steps leave holes, and glibc raises its mmap threshold after the first large
@@ -37,9 +38,13 @@ def kv_buffer_bytes(bytes_per_token: int, sink: int, window: int, prefill_chunk:
     return (sink + window - 1 + prefill_chunk) * bytes_per_token
 
 
-def session_bytes(bytes_per_token: int, sink: int, window: int, prefill_chunk: int) -> int:
-    """What the store counts for one session: the KV buffers' bound plus the overhead."""
-    return kv_buffer_bytes(bytes_per_token, sink, window, prefill_chunk) + SESSION_OVERHEAD_BYTES
+def session_bytes(
+    bytes_per_token: int, sink: int, window: int, prefill_chunk: int, logits_bytes: int = 0
+) -> int:
+    """What the store counts for one session: the KV buffers' bound, the logits row it keeps
+    between calls (`logits_bytes`: vocabulary x element size), and the fixed overhead."""
+    kv = kv_buffer_bytes(bytes_per_token, sink, window, prefill_chunk)
+    return kv + logits_bytes + SESSION_OVERHEAD_BYTES
 
 
 def note_freed(nbytes: int) -> None:

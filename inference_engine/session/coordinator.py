@@ -98,8 +98,13 @@ class Coordinator:
         self.metrics = metrics
         self.shape = CacheShape.of(model)
         c, t = config.cache, config.tenancy
+        logits_bytes = vocab_size * torch.empty((), dtype=self.shape.dtype).element_size()
         cost = memory.session_bytes(
-            self.shape.bytes_per_token, c.sink_tokens, c.window_tokens, c.prefill_chunk_tokens
+            self.shape.bytes_per_token,
+            c.sink_tokens,
+            c.window_tokens,
+            c.prefill_chunk_tokens,
+            logits_bytes,
         )
         self.store = SessionStore(
             config.store, self._on_session_end, cost, t.max_sessions_per_identity

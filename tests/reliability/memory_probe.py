@@ -75,7 +75,13 @@ def main() -> None:
                 "rss_per_session_mib": round(per_session / MIB, 2),
                 "kv_bound_mib": round(info.kv_bound_bytes / MIB, 2),
                 "kv_buffer_bound_mib": round(
-                    (engine.coordinator.store.session_bytes - memory.SESSION_OVERHEAD_BYTES) / MIB,
+                    memory.kv_buffer_bytes(
+                        engine.coordinator.shape.bytes_per_token,
+                        cache.sink_tokens,
+                        cache.window_tokens,
+                        cache.prefill_chunk_tokens,
+                    )
+                    / MIB,
                     2,
                 ),
                 "store_session_mib": round(engine.coordinator.store.session_bytes / MIB, 2),
