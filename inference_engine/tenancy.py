@@ -12,8 +12,10 @@ charged to that owner.
 `TenancyConfig` holds the per-identity limits, configured once for every identity. Each
 limit's 0 keeps one identity from taking more than its share only while others want
 some (work-conserving): alone, an identity may use the whole runtime; once others wait,
-the scheduler serves identities in turn (deficit round-robin over tokens) and a full
-store evicts only from identities above their share.
+the scheduler serves identities in turn (deficit round-robin over tokens), a long
+generation yields its lane at a step boundary, and a full `evict-idle` store evicts only
+from identities above their share. A `reject` store evicts nothing, so there, when the
+number of identities is known (named tokens), each holds at most its share of the store.
 """
 
 from __future__ import annotations
@@ -83,6 +85,15 @@ class TenancyConfig:
             "help": "most sessions one identity (bearer-token name, else peer address) holds; "
             "0: the store's --max-sessions, and a full store evicts (evict-idle) only from "
             "identities above their share"
+        },
+    )
+    identities: int = field(
+        default=0,
+        metadata={
+            "help": "how many identities share the runtime (serve counts the named tokens of "
+            "--token-file); with two or more and --when-full reject, each identity holds at "
+            "most its share of the store (--max-sessions over this, rounded up) unless "
+            "--max-sessions-per-identity says otherwise; 0: unknown"
         },
     )
     max_concurrent_per_identity: int = field(

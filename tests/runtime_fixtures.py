@@ -143,6 +143,8 @@ def serve_runtime(make_engine):
     servers = []
 
     def start(*, token: str | None = None, tokens=(), http: bool = True, **engine_kwargs):
+        if tokens and "tenancy" not in engine_kwargs:  # as `serve` does with a token file
+            engine_kwargs["tenancy"] = TenancyConfig(identities=len(tokens))
         engine = make_engine(**engine_kwargs)
         config = ServerConfig(
             grpc_port=0, http_port=0 if http else -1, token=token, tokens=tuple(tokens)

@@ -166,8 +166,9 @@ class BackgroundServer:
 # --- command line -------------------------------------------------------------------------
 
 
-def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
-    """The core's configuration from `serve` flags."""
+def runtime_config(args: argparse.Namespace, named_tokens: int = 0) -> RuntimeConfig:
+    """The core's configuration from `serve` flags; `named_tokens` (from the token file)
+    is how many identities share the runtime unless `--identities` says otherwise."""
     return RuntimeConfig(
         model=ModelConfig(model_id=args.model, device=args.device, dtype=args.dtype),
         cache=CacheConfig(sink_tokens=args.sink, window_tokens=args.window),
@@ -184,6 +185,7 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
             queue_timeout_s=args.queue_timeout_s,
         ),
         tenancy=TenancyConfig(
+            identities=args.identities or named_tokens,
             max_sessions_per_identity=args.max_sessions_per_identity,
             max_concurrent_per_identity=args.max_concurrent_per_identity,
             max_queued_per_identity=args.max_queued_per_identity,
@@ -246,7 +248,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         from inference_engine.engine import Engine
 
-        engine = Engine.start(runtime_config(args))
+        engine = Engine.start(runtime_config(args, len(config.tokens)))
     except RuntimeFault as fault:
         print(f"error: {fault.message}", file=sys.stderr, flush=True)
         return 2

@@ -107,7 +107,7 @@ class Coordinator:
             logits_bytes,
         )
         self.store = SessionStore(
-            config.store, self._on_session_end, cost, t.max_sessions_per_identity
+            config.store, self._on_session_end, cost, t.max_sessions_per_identity, t.identities
         )
         self._idle = threading.Condition(self.store.lock)  # notified when a session frees up
         self.scheduler = Scheduler(config.scheduler, t)

@@ -79,13 +79,17 @@ class SessionStore:
         on_end: EvictHook | None = None,
         session_bytes: int = 0,
         max_sessions_per_identity: int = 0,
+        identities: int = 0,
     ) -> None:
         """`session_bytes`: what one session may cost at most (see `memory.session_bytes`);
-        `max_sessions_per_identity` 0: no quota below the store's capacity."""
+        `max_sessions_per_identity` 0: no fixed quota, except under `reject` when
+        `identities` (how many share the store) is 2 or more: then its share, rounded up."""
         self.config = config
         self.session_bytes = session_bytes
-        self.quota = max_sessions_per_identity
         self.capacity = capacity_sessions(config, session_bytes)
+        self.quota = max_sessions_per_identity
+        if not self.quota and identities > 1 and config.when_full is WhenFull.REJECT:
+            self.quota = math.ceil(self.capacity / identities)
         self.lock = threading.RLock()
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._endings: OrderedDict[str, str] = OrderedDict()
@@ -230,7 +234,7 @@ class SessionStore:
                     self._end(session, "evicted", reason=LRU)
                     return
         raise ResourceExhausted(
-            f"session quota reached: {owner} holds {self.quota} sessions "
+            f"session quota reached: {owner} holds {self.quota} sessions, its share "
             f"(--max-sessions-per-identity); close one first",
             reason="quota",
         )

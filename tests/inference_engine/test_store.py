@@ -179,3 +179,18 @@ def test_the_store_admits_by_bytes():
     assert s.admitted_bytes == 900
     with pytest.raises(ResourceExhausted, match="900 of 1000 bytes"):
         s.create("x", (), None)
+
+
+def test_reject_with_known_identities_caps_each_at_its_share():
+    config = StoreConfig(max_sessions=5)
+    s = SessionStore(config, identities=2)
+    assert s.quota == 3
+    for _ in range(3):
+        s.create("a", (), None, owner=ALICE)
+    with pytest.raises(ResourceExhausted, match="its share"):
+        s.create("a", (), None, owner=ALICE)  # alice's burst stops at her share
+    assert s.create("b", (), None, owner=BOB).owner == BOB  # and bob still gets his
+    evicting = SessionStore(
+        StoreConfig(max_sessions=5, when_full=WhenFull.EVICT_IDLE), identities=2
+    )
+    assert evicting.quota == 0  # evict-idle shares by evicting above the share instead

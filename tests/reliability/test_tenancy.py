@@ -107,8 +107,27 @@ def test_a_quota_hit_is_resource_exhausted_with_a_retry_after_for_that_identity_
     assert sample(metrics, "tenant_refusals_total", identity="token:bob", reason="quota") == 0
 
 
+def test_a_burst_under_reject_stops_at_the_identitys_share(serve_runtime) -> None:
+    server = serve_runtime(max_sessions=6, tokens=TOKENS)  # 3 named tokens: 2 sessions each
+    alice, bob, carol = (client(server, name) for name in ("alice", "bob", "carol"))
+    with alice, bob, carol:
+        made, refused = [], []
+        for _ in range(10):
+            try:
+                made.append(alice.create_session())
+            except kakeya.ResourceExhaustedError as error:
+                refused.append(error)
+        assert len(made) == 2 and len(refused) == 8
+        assert all("its share" in error.message and error.retry_after_s for error in refused)
+        others = [who.create_session() for who in (bob, carol) for _ in range(2)]
+        assert all(session.info().history_tokens == 0 for session in [*made, *others])
+        metrics = scrape(server.http_url, SECRET["bob"])
+    assert sample(metrics, "tenant_refusals_total", identity="token:alice", reason="quota") == 8
+    assert sample(metrics, "tenant_refusals_total", identity="token:bob", reason="quota") == 0
+
+
 def test_the_shim_answers_429_with_retry_after_when_the_store_is_full(serve_runtime) -> None:
-    server = serve_runtime(max_sessions=2, tokens=TOKENS)
+    server = serve_runtime(max_sessions=2, tokens=TOKENS, tenancy=TenancyConfig())
     with client(server, "alice") as alice:
         held = [alice.create_session() for _ in range(2)]
         refused = chat(server, "bob")
