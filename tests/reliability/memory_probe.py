@@ -35,7 +35,7 @@ def main() -> None:
     if args.no_trim:
         memory.trim = lambda: False  # type: ignore[assignment]
     cache = CacheConfig()
-    store = StoreConfig(max_sessions=args.sessions + 1, sweep_interval_s=0.2)
+    store = StoreConfig(max_sessions=args.sessions + 1, session_ttl_s=1e9, sweep_interval_s=0.2)
     config = RuntimeConfig(model=ModelConfig(args.model, device="cpu"), cache=cache, store=store)
     engine = Engine.start(config)
     vocab = engine.vocab_size
