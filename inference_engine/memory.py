@@ -25,6 +25,10 @@ from typing import Any
 # Per-session bytes above the KV buffers: slot positions (8 bytes a slot), the boolean
 # masks of a forward, the session's objects. Measured (docs/performance.md) and rounded up.
 SESSION_OVERHEAD_BYTES = 256 * 1024
+# The buffers grow by doubling up to their bound; while sessions live, the heap keeps the
+# freed smaller buffers as holes only partly reused: measured 12.4% of the buffers' bound
+# on the 0.6B shape (docs/performance.md), counted as an eighth.
+HEAP_SLACK_FRACTION = 0.125
 TRIM_MIN_FREED_BYTES = 16 * 1024 * 1024  # trimming costs a walk of the heap: batch it
 
 _lock = threading.Lock()
@@ -41,10 +45,12 @@ def kv_buffer_bytes(bytes_per_token: int, sink: int, window: int, prefill_chunk:
 def session_bytes(
     bytes_per_token: int, sink: int, window: int, prefill_chunk: int, logits_bytes: int = 0
 ) -> int:
-    """What the store counts for one session: the KV buffers' bound, the logits row it keeps
-    between calls (`logits_bytes`: vocabulary x element size), and the fixed overhead."""
+    """What the store counts for one session: the KV buffers' bound plus the heap slack of
+    their growth, the logits row it keeps between calls (`logits_bytes`: vocabulary x
+    element size), and the fixed overhead."""
     kv = kv_buffer_bytes(bytes_per_token, sink, window, prefill_chunk)
-    return kv + logits_bytes + SESSION_OVERHEAD_BYTES
+    slack = int(kv * HEAP_SLACK_FRACTION)
+    return kv + slack + logits_bytes + SESSION_OVERHEAD_BYTES
 
 
 def note_freed(nbytes: int) -> None:
