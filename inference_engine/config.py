@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass, field
 
 from inference_engine.models.presets import TINY_MODEL_ID
+from inference_engine.tenancy import TenancyConfig
 
 DEFAULT_MODEL_ID = TINY_MODEL_ID  # the embedded preset, the default everywhere
 
@@ -84,6 +85,14 @@ class StoreConfig:
         default=600.0, metadata={"help": "idle seconds before a session is closed"}
     )
     sweep_interval_s: float = field(default=5.0, metadata={"cli": False})
+    max_session_bytes: int = field(
+        default=0,
+        metadata={
+            "help": "most bytes the store admits across sessions, each counted at its KV "
+            "buffers' bound plus a fixed overhead (from the model's shape and dtype); "
+            "0: no byte limit, only --max-sessions"
+        },
+    )
 
 
 class LanePadding(enum.StrEnum):
@@ -157,3 +166,4 @@ class RuntimeConfig:
     limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    tenancy: TenancyConfig = field(default_factory=TenancyConfig)

@@ -28,6 +28,7 @@ from inference_engine.session.coordinator import Coordinator, EventStream
 from inference_engine.session.decode_loop import STREAM_END, Failure, Job
 from inference_engine.session.events import Event, GenerationParams, SessionInfo, TokenEvent
 from inference_engine.session.validation import check_params
+from inference_engine.tenancy import Identity
 
 T = TypeVar("T")
 # How often an async wait re-checks a session that a winding-down generate still holds.
@@ -58,7 +59,11 @@ class EngineClient(Protocol):
     def decode_lanes(self) -> int | None: ...
 
     async def acreate_session(
-        self, eos_token_ids: Sequence[int] = (), label: str = ""
+        self,
+        eos_token_ids: Sequence[int] = (),
+        label: str = "",
+        owner: Identity | None = None,
+        pinned: bool = False,
     ) -> SessionInfo: ...
     async def aappend(self, session_id: str, token_ids: Sequence[int]) -> int: ...
     async def ainfo(self, session_id: str) -> SessionInfo: ...
@@ -135,8 +140,15 @@ class Engine:
         return self.coordinator.lanes
 
     # -- sessions ----------------------------------------------------------------
-    def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
-        return self.coordinator.create_session(eos_token_ids, label)
+    def create_session(
+        self,
+        eos_token_ids: Sequence[int] = (),
+        label: str = "",
+        owner: Identity | None = None,
+        pinned: bool = False,
+    ) -> SessionInfo:
+        """See `Coordinator.create_session` (owner: the calling identity by default)."""
+        return self.coordinator.create_session(eos_token_ids, label, owner, pinned)
 
     def append(self, session_id: str, token_ids: Sequence[int]) -> int:
         return self.coordinator.append(session_id, token_ids)
@@ -166,9 +178,14 @@ class Engine:
 
     # -- the same calls for asyncio (EngineClient) ------------------------------------
     async def acreate_session(
-        self, eos_token_ids: Sequence[int] = (), label: str = ""
+        self,
+        eos_token_ids: Sequence[int] = (),
+        label: str = "",
+        owner: Identity | None = None,
+        pinned: bool = False,
     ) -> SessionInfo:
-        return self.coordinator.create_session(eos_token_ids, label)
+        """`create_session` on the loop's thread, so the caller's identity is in context."""
+        return self.coordinator.create_session(eos_token_ids, label, owner, pinned)
 
     async def aappend(self, session_id: str, token_ids: Sequence[int]) -> int:
         """`append` without blocking the loop: a generate still winding down is awaited.

@@ -3,7 +3,8 @@
     RuntimeFault                  base: every error the core raises on purpose
     ├── InvalidArgument           bad user input; nothing was changed
     ├── SessionNotFound           unknown, closed or evicted session
-    ├── ResourceExhausted         store full, queue full or timed out, history bound, RPC caps
+    ├── ResourceExhausted         store full, quota hit, queue full or timed out, history
+    │   │                         bound, RPC caps
     │   └── ReaderStalled         a stream's reader was away past `max_unread_s`
     ├── FailedPrecondition        invariant violation, session busy
     ├── Unauthenticated           missing or wrong bearer token
@@ -59,8 +60,24 @@ class SessionNotFound(RuntimeFault):
     code = ErrorCode.NOT_FOUND
 
 
+DEFAULT_RETRY_AFTER_S = 1.0  # the hint a capacity refusal carries when nothing better is known
+
+
 class ResourceExhausted(RuntimeFault):
+    """At capacity; `retry_after_s` is when trying again may succeed (a hint, never a promise).
+
+    `reason` names the condition for metrics: store_full, quota, queue_full, queue_timeout,
+    tokens_per_minute.
+    """
+
     code = ErrorCode.RESOURCE_EXHAUSTED
+
+    def __init__(
+        self, message: str, retry_after_s: float = DEFAULT_RETRY_AFTER_S, reason: str = "capacity"
+    ) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.reason = reason
 
 
 class ReaderStalled(ResourceExhausted):
@@ -68,7 +85,10 @@ class ReaderStalled(ResourceExhausted):
     cancelled so that its decode lane is free for others."""
 
     def __init__(self, bound_s: float) -> None:
-        super().__init__(f"stream not read for {bound_s:g}s (max_unread_s); generation cancelled")
+        super().__init__(
+            f"stream not read for {bound_s:g}s (max_unread_s); generation cancelled",
+            reason="reader_stalled",
+        )
         self.bound_s = bound_s
 
 

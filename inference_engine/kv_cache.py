@@ -167,6 +167,13 @@ class SinkWindowCache(Cache):
         """The most live bytes this cache ever holds: S + W - 1 positions."""
         return (self.sink + self.window - 1) * self.shape.bytes_per_token
 
+    def release(self) -> None:
+        """Drop every buffer now (its session ended). The layers refer back to the cache, so
+        without this the memory would wait for the cycle collector."""
+        for layer in self.slot_layers:
+            layer.keys = layer.values = None
+            layer.is_initialized = False
+
     def allocate_buffers(self) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.shape
         size = (1, s.kv_heads, self.capacity, s.head_dim)

@@ -3,16 +3,25 @@
 Only aggregates are exported: no session id ever appears in a label. Gauges that mirror
 another object's state (the scheduler's running and queued counts) are read from it at
 scrape time, so they cannot drift from what they describe.
+
+Per identity (`tenancy.Identity`: a bearer token's name, or a peer address; never a
+token): sessions held, generations running and waiting (read at scrape time), and
+counters of evictions, refusals and tokens. `tenant_*` families carry an `identity` label.
 """
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Iterator
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from inference_engine.config import StoreConfig, WhenFull
 from inference_engine.errors import ErrorCode
+from inference_engine.tenancy import Identity
 
 SURFACES = ("grpc", "http")
 # Generation outcomes: the stop reasons, plus FAILED when a generation ended in an error.
@@ -27,6 +36,47 @@ class Admission(Protocol):
 
     @property
     def queued(self) -> int: ...
+
+
+class TenantAdmission(Protocol):
+    def by_identity(self) -> dict[Identity, tuple[int, int]]: ...
+
+
+class TenantStore(Protocol):
+    capacity: int
+    session_bytes: int
+
+    @property
+    def admitted_bytes(self) -> int: ...
+
+    def owners(self) -> list[Identity]: ...
+
+
+class TenantGauges(Collector):
+    """Per-identity sessions, running and queued generations, read at scrape time."""
+
+    def __init__(self, scheduler: TenantAdmission, store: TenantStore) -> None:
+        self._scheduler = scheduler
+        self._store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        sessions = GaugeMetricFamily(
+            "tenant_sessions", "Live sessions by owner identity", labels=["identity"]
+        )
+        running = GaugeMetricFamily(
+            "tenant_generations_running", "Generations running by identity", labels=["identity"]
+        )
+        queued = GaugeMetricFamily(
+            "tenant_generations_queued", "Generations waiting by identity", labels=["identity"]
+        )
+        for identity, held in sorted(Tally(self._store.owners()).items()):
+            sessions.add_metric([identity.name], held)
+        for identity, (run, wait) in sorted(self._scheduler.by_identity().items()):
+            running.add_metric([identity.name], run)
+            queued.add_metric([identity.name], wait)
+        yield sessions
+        yield running
+        yield queued
 
 
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384)
@@ -108,6 +158,41 @@ class RuntimeMetrics:
         self.session_store_capacity = Gauge(
             "session_store_capacity", "Most sessions the store holds", registry=r
         )
+        self.session_store_bytes = Gauge(
+            "session_store_bytes",
+            "Bytes the live sessions may hold (KV buffer bound plus overhead, per session)",
+            registry=r,
+        )
+        self.session_store_session_bytes = Gauge(
+            "session_store_session_bytes",
+            "What the store counts per session: KV buffer bound plus overhead",
+            registry=r,
+        )
+        self.tenant_sessions_evicted_total = Counter(
+            "tenant_sessions_evicted",
+            "Sessions evicted, by owner identity and reason (ttl, lru, over_share)",
+            ["identity", "reason"],
+            registry=r,
+        )
+        self.tenant_refusals_total = Counter(
+            "tenant_refusals",
+            "RESOURCE_EXHAUSTED answers by identity and reason (store_full, quota, "
+            "queue_full, queue_timeout, tokens_per_minute)",
+            ["identity", "reason"],
+            registry=r,
+        )
+        self.tenant_tokens_total = Counter(
+            "tenant_tokens",
+            "Tokens used by finished generations, by owner identity and kind (prefill, decode)",
+            ["identity", "kind"],
+            registry=r,
+        )
+        self.tenant_preemptions_total = Counter(
+            "tenant_preemptions",
+            "Generations that gave their lane to another identity at a step boundary",
+            ["identity"],
+            registry=r,
+        )
         self.session_store_when_full = Gauge(
             "session_store_when_full",
             "The store's full policy (1 on the active one): reject or evict-idle",
@@ -120,7 +205,7 @@ class RuntimeMetrics:
         """Every known label set exported from the start, at 0, so rates have a baseline."""
         for kind in ("inv1", "inv2"):
             self.cache_invariant_violations_total.labels(kind=kind)
-        for reason in ("ttl", "lru"):
+        for reason in ("ttl", "lru", "over_share"):
             self.session_evicted_total.labels(reason=reason)
         for outcome in GENERATE_OUTCOMES:
             self.generate_total.labels(stop_reason=outcome)
@@ -137,6 +222,26 @@ class RuntimeMetrics:
             self.session_store_when_full.labels(policy=policy.value).set(
                 1 if policy is store.when_full else 0
             )
+
+    def watch_tenants(self, scheduler: TenantAdmission, store: TenantStore) -> None:
+        """Per-identity gauges and the store's byte figures, read at scrape time."""
+        self.registry.register(TenantGauges(scheduler, store))
+        self.session_store_bytes.set_function(lambda: store.admitted_bytes)
+        self.session_store_session_bytes.set(store.session_bytes)
+        self.session_store_capacity.set(store.capacity)
+
+    def count_eviction(self, identity: Identity, reason: str) -> None:
+        self.tenant_sessions_evicted_total.labels(identity=identity.name, reason=reason).inc()
+
+    def count_refusal(self, identity: Identity, reason: str) -> None:
+        self.tenant_refusals_total.labels(identity=identity.name, reason=reason).inc()
+
+    def count_tokens(self, identity: Identity, prefill: int, decode: int) -> None:
+        self.tenant_tokens_total.labels(identity=identity.name, kind="prefill").inc(prefill)
+        self.tenant_tokens_total.labels(identity=identity.name, kind="decode").inc(decode)
+
+    def count_preemption(self, identity: Identity) -> None:
+        self.tenant_preemptions_total.labels(identity=identity.name).inc()
 
     def count_error(self, surface: str, code: ErrorCode) -> None:
         """One request answered with `code` on `surface` ("grpc" or "http")."""

@@ -25,6 +25,7 @@ from inference_engine.config import (
     StoreConfig,
     WhenFull,
 )
+from inference_engine.tenancy import TenancyConfig
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +92,8 @@ def make_engine(loaded_model, loaded_model_fp32, model_config):
         queue_timeout_s: float = 30.0,
         lane_padding: LanePadding = LanePadding.AUTO,
         float32: bool = False,
+        tenancy: TenancyConfig | None = None,
+        max_session_bytes: int = 0,
     ) -> Engine:
         config = RuntimeConfig(
             model=model_config,
@@ -102,6 +105,7 @@ def make_engine(loaded_model, loaded_model_fp32, model_config):
                 when_full=when_full,
                 session_ttl_s=ttl_s,
                 sweep_interval_s=sweep_s,
+                max_session_bytes=max_session_bytes,
             ),
             scheduler=SchedulerConfig(
                 max_concurrent=max_concurrent,
@@ -109,6 +113,7 @@ def make_engine(loaded_model, loaded_model_fp32, model_config):
                 max_queue=max_queue,
                 queue_timeout_s=queue_timeout_s,
             ),
+            tenancy=tenancy or TenancyConfig(),
         )
         engine = Engine.from_loaded(loaded_model_fp32 if float32 else loaded_model, config)
         engines.append(engine)
@@ -137,9 +142,13 @@ def serve_runtime(make_engine):
 
     servers = []
 
-    def start(*, token: str | None = None, http: bool = True, **engine_kwargs):
+    def start(*, token: str | None = None, tokens=(), http: bool = True, **engine_kwargs):
+        if tokens and "tenancy" not in engine_kwargs:  # as `serve` does with a token file
+            engine_kwargs["tenancy"] = TenancyConfig(identities=len(tokens))
         engine = make_engine(**engine_kwargs)
-        config = ServerConfig(grpc_port=0, http_port=0 if http else -1, token=token)
+        config = ServerConfig(
+            grpc_port=0, http_port=0 if http else -1, token=token, tokens=tuple(tokens)
+        )
         server = BackgroundServer(engine, config)
         servers.append(server)
         server.engine = engine

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inference_engine.tenancy import DEFAULT_TOKEN_NAME, parse_token_lines
+
 TOKEN_ENV = "KAKEYA_TOKEN"
 LOOPBACK = "127.0.0.1"
 
@@ -19,7 +21,9 @@ class ServerConfig:
     The HTTP bounds apply before any work: a request line over `max_http_line_bytes` is
     414, a request head over `max_http_head_bytes` 431, a head not complete within
     `http_header_timeout_s` 408; a prompt over `max_prompt_chars` characters is refused
-    before it is templated or tokenized. `reflection` registers gRPC server reflection.
+    before it is templated or tokenized. `tokens` are named bearer tokens, each its own
+    identity (`tenancy`), accepted beside `token` (named `default`). `reflection`
+    registers gRPC server reflection.
     """
 
     host: str = field(default=LOOPBACK, metadata={"help": "bind address (default: loopback)"})
@@ -27,6 +31,8 @@ class ServerConfig:
     http_port: int = field(default=8000, metadata={"help": "0 picks a free port; -1 disables"})
     # --token, --token-file (one of them) and --no-reflection: inference_engine/cli.py
     token: str | None = field(default=None, repr=False, metadata={"cli": False})
+    # (name, token) pairs, from a token file of `name:token` lines
+    tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False, metadata={"cli": False})
     max_request_bytes: int = field(default=4 * 1024 * 1024, metadata={"cli": False})
     max_http_body_bytes: int = field(default=1024 * 1024, metadata={"cli": False})
     max_http_line_bytes: int = field(default=8 * 1024, metadata={"cli": False})
@@ -53,7 +59,7 @@ class ServerConfig:
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.token)
+        return bool(self.token or self.tokens)
 
 
 def resolve_token(
@@ -87,3 +93,21 @@ def read_token_file(path: str) -> str:
     if not token:
         raise ValueError(f"the token file {path} is empty")
     return token
+
+
+def resolve_tokens(
+    flag: str | None, environ: dict[str, str] | None = None, token_file: str | None = None
+) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """`(token, named tokens)` for `ServerConfig`: a token file of `name:token` lines gives
+    named tokens; one holding a single token (the old format), the flag or `KAKEYA_TOKEN`
+    give `token` (its identity is `token:default`).
+
+    Raises:
+        ValueError: the token file cannot be read, is empty, or is malformed.
+    """
+    if not token_file:
+        return resolve_token(flag, environ), ()
+    table = parse_token_lines(read_token_file(token_file), f"token file {token_file}")
+    if list(table.values()) == [DEFAULT_TOKEN_NAME]:
+        return next(iter(table)), ()
+    return None, tuple((name, token) for token, name in table.items())

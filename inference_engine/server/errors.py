@@ -5,12 +5,17 @@ Both surfaces translate here and nowhere else:
     ErrorCode             gRPC status           HTTP
     INVALID_ARGUMENT      INVALID_ARGUMENT      400 (422: body fails the request schema)
     NOT_FOUND             NOT_FOUND             404
-    RESOURCE_EXHAUSTED    RESOURCE_EXHAUSTED    429
+    RESOURCE_EXHAUSTED    RESOURCE_EXHAUSTED    429 + Retry-After (gRPC: `retry-after` trailer)
     FAILED_PRECONDITION   FAILED_PRECONDITION   409
     UNAUTHENTICATED       UNAUTHENTICATED       401
     DEADLINE_EXCEEDED     DEADLINE_EXCEEDED     504
     UNAVAILABLE           UNAVAILABLE           503
     INTERNAL              INTERNAL              500
+
+A capacity refusal (full store, quota, full queue, queue timeout, tokens per minute) says
+when to try again: gRPC sends `retry-after` (seconds, a decimal) in the trailing metadata,
+HTTP a `Retry-After` header (whole seconds); the SDK reads it into
+`ResourceExhaustedError.retry_after_s`.
 
 Any exception that is not a `RuntimeFault` is a bug: `internal_fault` turns it into an
 INTERNAL fault with a short, fixed message, and logs it once, with its traceback but
@@ -25,10 +30,12 @@ from dataclasses import dataclass
 
 import grpc
 
-from inference_engine.errors import ErrorCode, InvalidArgument, RuntimeFault
+from inference_engine.errors import ErrorCode, InvalidArgument, ResourceExhausted, RuntimeFault
+from inference_engine.tenancy import retry_after_header
 
 log = logging.getLogger(__name__)
 INTERNAL_MESSAGE = "internal error; the server logged it"
+RETRY_AFTER_KEY = "retry-after"  # gRPC trailing metadata key (lower case, as gRPC wants)
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,20 @@ def grpc_status(fault: RuntimeFault) -> grpc.StatusCode:
 def http_status(fault: RuntimeFault) -> int:
     """The HTTP status a fault is sent with."""
     return wire_status(fault).http_status
+
+
+def grpc_trailers(fault: RuntimeFault) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata a fault is sent with: `retry-after` for capacity refusals."""
+    if isinstance(fault, ResourceExhausted):
+        return ((RETRY_AFTER_KEY, f"{fault.retry_after_s:.3f}"),)
+    return ()
+
+
+def http_headers(fault: RuntimeFault) -> dict[str, str]:
+    """The HTTP headers a fault is sent with: `Retry-After` for capacity refusals."""
+    if isinstance(fault, ResourceExhausted):
+        return {"Retry-After": retry_after_header(fault.retry_after_s)}
+    return {}
 
 
 def openai_error(fault: RuntimeFault) -> dict[str, object]:

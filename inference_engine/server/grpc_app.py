@@ -34,9 +34,9 @@ from inference_engine.errors import (
     RuntimeFault,
     Unauthenticated,
 )
-from inference_engine.server.auth import AUTH_HEADER, authorized, metadata_value
+from inference_engine.server.auth import AUTH_HEADER, Authenticator, metadata_value
 from inference_engine.server.config import ServerConfig
-from inference_engine.server.errors import grpc_status, internal_fault
+from inference_engine.server.errors import grpc_status, grpc_trailers, internal_fault
 from inference_engine.session.events import (
     DoneEvent,
     Event,
@@ -46,6 +46,7 @@ from inference_engine.session.events import (
     TokenEvent,
     TruncationEvent,
 )
+from inference_engine.tenancy import set_identity
 from kakeya.v1 import runtime_pb2 as pb
 
 if TYPE_CHECKING:  # the adapter needs the protocol only; the engine module loads torch
@@ -245,9 +246,9 @@ class CallCaps:
 class Guard:
     """Caps, auth, decoding and error mapping around each RuntimeService method."""
 
-    def __init__(self, engine: EngineClient, config: ServerConfig) -> None:
+    def __init__(self, engine: EngineClient, config: ServerConfig, auth: Authenticator) -> None:
         self._engine = engine
-        self._token = config.token
+        self._auth = auth
         self._metrics: RuntimeMetrics = engine.metrics
         self._caps = CallCaps(config.max_concurrent_rpcs, config.max_concurrent_rpcs_per_peer)
         self._stall_s = engine.config.scheduler.max_unread_s
@@ -296,14 +297,17 @@ class Guard:
     async def _admit(
         self, raw: bytes, request_type: type[Message], context: grpc.aio.ServicerContext
     ) -> Any:
-        """The decoded request of an authorized caller.
+        """The decoded request of an authorized caller, whose identity is set for the rest
+        of the call (`tenancy`).
 
         Raises:
             Unauthenticated, InvalidArgument: the call is refused.
         """
         header = metadata_value(context.invocation_metadata(), AUTH_HEADER)
-        if not authorized(header, self._token):
+        identity = self._auth.identify(header, context.peer())
+        if identity is None:
             raise Unauthenticated("missing or invalid bearer token")
+        set_identity(identity)
         try:
             if len(raw) <= INLINE_DECODE_BYTES:
                 return request_type.FromString(raw)
@@ -314,17 +318,19 @@ class Guard:
 
     async def _refuse(self, context: grpc.aio.ServicerContext, fault: RuntimeFault) -> NoReturn:
         self._metrics.count_error(SURFACE, fault.code)
-        await context.abort(grpc_status(fault), fault.message)
+        await context.abort(grpc_status(fault), fault.message, grpc_trailers(fault))
 
 
 def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-def runtime_handler(engine: EngineClient, config: ServerConfig) -> grpc.GenericRpcHandler:
+def runtime_handler(
+    engine: EngineClient, config: ServerConfig, auth: Authenticator
+) -> grpc.GenericRpcHandler:
     """RuntimeService's methods behind the guard, as one generic handler."""
     service = RuntimeService(engine)
-    guard = Guard(engine, config)
+    guard = Guard(engine, config, auth)
     return grpc.method_handlers_generic_handler(
         SERVICE_NAME,
         {
@@ -371,7 +377,8 @@ def build_grpc_server(engine: EngineClient, config: ServerConfig) -> tuple[grpc.
             ("grpc.server.max_pending_requests_hard_limit", backlog),
         ],
     )
-    server.add_generic_rpc_handlers((runtime_handler(engine, config),))
+    auth = Authenticator.of(config.token, config.tokens)
+    server.add_generic_rpc_handlers((runtime_handler(engine, config, auth),))
     # grpc-stubs' health stub predates grpc_health.v1.health.aio (the asyncio servicer)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -28,8 +28,9 @@ from inference_engine.config import (
     WhenFull,
 )
 from inference_engine.errors import RuntimeFault
-from inference_engine.server.config import ServerConfig, resolve_token
+from inference_engine.server.config import ServerConfig, resolve_tokens
 from inference_engine.server.grpc_app import build_grpc_server, set_serving
+from inference_engine.tenancy import TenancyConfig
 
 if TYPE_CHECKING:
     from inference_engine.engine import EngineClient
@@ -172,8 +173,9 @@ class BackgroundServer:
 # --- command line -------------------------------------------------------------------------
 
 
-def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
-    """The core's configuration from `serve` flags."""
+def runtime_config(args: argparse.Namespace, named_tokens: int = 0) -> RuntimeConfig:
+    """The core's configuration from `serve` flags; `named_tokens` (from the token file)
+    is how many identities share the runtime unless `--identities` says otherwise."""
     return RuntimeConfig(
         model=ModelConfig(model_id=args.model, device=args.device, dtype=args.dtype),
         cache=CacheConfig(sink_tokens=args.sink, window_tokens=args.window),
@@ -182,6 +184,7 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
             max_sessions=args.max_sessions,
             when_full=WhenFull(args.when_full),
             session_ttl_s=args.session_ttl_s,
+            max_session_bytes=args.max_session_bytes,
         ),
         scheduler=SchedulerConfig(
             max_concurrent=args.max_concurrent,
@@ -190,6 +193,15 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
             queue_timeout_s=args.queue_timeout_s,
             max_unread_s=args.max_unread_s,
             max_prefill_hold_s=args.max_prefill_hold_s,
+        ),
+        tenancy=TenancyConfig(
+            identities=args.identities or named_tokens,
+            max_sessions_per_identity=args.max_sessions_per_identity,
+            max_concurrent_per_identity=args.max_concurrent_per_identity,
+            max_queued_per_identity=args.max_queued_per_identity,
+            tokens_per_minute_per_identity=args.tokens_per_minute_per_identity,
+            drr_quantum_tokens=args.drr_quantum_tokens,
+            preempt_after_tokens=args.preempt_after_tokens,
         ),
     )
 
@@ -200,11 +212,13 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     Raises:
         ValueError: the token file cannot be read or is empty.
     """
+    token, named = resolve_tokens(args.token, token_file=args.token_file)
     return ServerConfig(
         host=args.host,
         grpc_port=args.grpc_port,
         http_port=args.http_port,
-        token=resolve_token(args.token, token_file=args.token_file),
+        token=token,
+        tokens=named,
         reflection=not args.no_reflection,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         max_concurrent_rpcs_per_peer=args.max_concurrent_rpcs_per_peer,
@@ -246,7 +260,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         from inference_engine.engine import Engine, as_client
 
-        engine = Engine.start(runtime_config(args))
+        engine = Engine.start(runtime_config(args, len(config.tokens)))
     except RuntimeFault as fault:
         print(f"error: {fault.message}", file=sys.stderr, flush=True)
         return 2

@@ -22,8 +22,14 @@ from functools import partial
 
 import torch
 
+from inference_engine import memory
 from inference_engine.config import LanePadding, RuntimeConfig, SchedulerConfig
-from inference_engine.errors import FailedPrecondition, InvariantViolation, RuntimeFault
+from inference_engine.errors import (
+    FailedPrecondition,
+    InvariantViolation,
+    ResourceExhausted,
+    RuntimeFault,
+)
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.metrics import RuntimeMetrics
 from inference_engine.scheduler.scheduler import AdmissionCancelled, Scheduler, Slot
@@ -44,6 +50,7 @@ from inference_engine.session.validation import (
     check_session_args,
     check_token_ids,
 )
+from inference_engine.tenancy import Identity, current_identity
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.05  # bound on one wait for a session to become idle
@@ -57,6 +64,11 @@ class ModelState:
     cache: SinkWindowCache
     last_logits: torch.Tensor | None = None  # logits after the newest forwarded position
     cancel: threading.Event | None = None  # the running generate's, so close can stop it
+
+    def release(self) -> None:
+        """The session ended and nothing runs on it: free its KV now (see `memory`)."""
+        self.cache.release()
+        self.last_logits = None
 
 
 # Per model, the batch sizes its kernels were found invariant up to (engines share models).
@@ -95,23 +107,49 @@ class Coordinator:
         self.config = config
         self.metrics = metrics
         self.shape = CacheShape.of(model)
-        self.store = SessionStore(config.store, on_end=self._on_session_end)
+        c, t = config.cache, config.tenancy
+        logits_bytes = vocab_size * torch.empty((), dtype=self.shape.dtype).element_size()
+        cost = memory.session_bytes(
+            self.shape.bytes_per_token,
+            c.sink_tokens,
+            c.window_tokens,
+            c.prefill_chunk_tokens,
+            logits_bytes,
+        )
+        self.store = SessionStore(
+            config.store, self._on_session_end, cost, t.max_sessions_per_identity, t.identities
+        )
         self._idle = threading.Condition(self.store.lock)  # notified when a session frees up
-        self.scheduler = Scheduler(config.scheduler)
+        self.scheduler = Scheduler(config.scheduler, t)
         metrics.watch(self.scheduler, config.store)
+        metrics.watch_tenants(self.scheduler, self.store)
         s = config.scheduler
         self.lanes = decode_lanes(model, s)
         metrics.decode_lanes.set(self.lanes or 0)
+        self._slots: dict[Job, Slot] = {}  # running jobs' lanes, for preemption
         self.loop = DecodeLoop(
-            model, self.lanes, s.max_unread_tokens, self._on_turn, self._cut_reason
+            model, self.lanes, s.max_unread_tokens, self._on_turn, self._cut_reason, self._yield
         )
 
     # -- lifecycle ---------------------------------------------------------------
-    def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
+    def create_session(
+        self,
+        eos_token_ids: Sequence[int] = (),
+        label: str = "",
+        owner: Identity | None = None,
+        pinned: bool = False,
+    ) -> SessionInfo:
+        """A new session owned by `owner` (default: the calling identity, see `tenancy`);
+        `pinned` (single-shot sessions) is never evicted: its creator closes it."""
         eos = check_session_args(eos_token_ids, label, self.vocab_size, self.config.limits)
+        owner = owner or current_identity()
         c = self.config.cache
         cache = SinkWindowCache(self.shape, c.sink_tokens, c.window_tokens, c.prefill_chunk_tokens)
-        session = self.store.create(label, eos, ModelState(cache))
+        try:
+            session = self.store.create(label, eos, ModelState(cache), owner, pinned)
+        except ResourceExhausted as refusal:
+            self.metrics.count_refusal(owner, refusal.reason)
+            raise
         self.metrics.session_total.labels(outcome="created").inc()
         self._refresh_gauges()
         return self._info(session)
@@ -228,10 +266,13 @@ class Coordinator:
         Raises:
             ResourceExhausted, Unavailable, AdmissionCancelled: nothing ran.
         """
+        cost = len(session.history) - session.state.cache.next_position + params.max_tokens
         try:
-            slot = self.scheduler.admit(session.session_id, cancel)
-        except BaseException:
+            slot = self.scheduler.admit(session.session_id, cancel, session.owner, cost)
+        except BaseException as error:
             self._unclaim(session)
+            if isinstance(error, ResourceExhausted):
+                self.metrics.count_refusal(session.owner, error.reason)
             raise
         chunk = self.config.cache.prefill_chunk_tokens
         job = Job(session, params, cancel, deliver, partial(self._end, slot), chunk, max_unread)
@@ -239,6 +280,7 @@ class Coordinator:
         try:
             self.loop.submit(job)
         except BaseException:
+            self._slots.pop(job, None)
             self.scheduler.release(slot)
             self._unclaim(session)
             raise
@@ -248,6 +290,7 @@ class Coordinator:
     def _hand_slot(self, job: Job, slot: Slot) -> None:
         """Give the job its slot: its end frees it; a long prefill may lend it out."""
         since = time.monotonic()
+        self._slots[job] = slot
         job.on_end = partial(self._end, slot)
         job.yield_lane = partial(self._yield_lane, slot=slot, since=since)
 
@@ -259,6 +302,7 @@ class Coordinator:
         held_s = time.monotonic() - since
         if not self.scheduler.queued or held_s < self.config.scheduler.max_prefill_hold_s:
             return False
+        self._slots.pop(job, None)
         self.scheduler.release(slot)
         requeue = threading.Thread(target=self._requeue, args=(job,), name="kakeya-requeue")
         requeue.daemon = True  # one per job in the wait queue: bounded by max_queue
@@ -269,7 +313,10 @@ class Coordinator:
         """Wait for a slot again, then hand the job back to the loop."""
         slot: Slot | None = None
         try:
-            slot = self.scheduler.admit(job.session.session_id, job.cancel)
+            session = job.session
+            cost = len(session.history) - session.state.cache.next_position
+            cost += job.params.max_tokens - job.generated
+            slot = self.scheduler.admit(session.session_id, job.cancel, session.owner, cost)
             self._hand_slot(job, slot)
         except AdmissionCancelled:
             pass  # the loop retires it as cancelled, with its done event
@@ -287,7 +334,7 @@ class Coordinator:
         """End a job that is out of the loop: the session stays as it is (its cache holds
         the chunks prefilled so far), the consumer gets the fault."""
         self._unclaim(job.session)
-        self._record(None)
+        self._record(None, job.session.owner)
         job.deliver(Failure(fault))
         job.deliver(STREAM_END)
         job.finished.set()
@@ -390,6 +437,7 @@ class Coordinator:
         self, slot: Slot, job: Job, done: DoneEvent | None, error: BaseException | None
     ) -> None:
         """The loop's word that a job left: free its slot and its session, count the outcome."""
+        self._slots.pop(job, None)
         self.scheduler.release(slot)
         if isinstance(error, InvariantViolation):
             self.metrics.cache_invariant_violations_total.labels(kind=error.kind).inc()
@@ -397,7 +445,26 @@ class Coordinator:
         elif error is not None:  # a forward or sampling failed: the cache may be half-written
             self.store.fail(job.session, type(error).__name__)
         self._unclaim(job.session)
-        self._record(done)
+        if not self.store.is_live(job.session):  # it ended while this job ran
+            job.session.state.release()
+        self._record(done, job.session.owner)
+
+    def _yield(self, job: Job) -> bool:
+        """At a step boundary (loop thread): preempt the job if another identity waits."""
+        slot = self._slots.get(job)
+        if slot is None or not self.scheduler.should_yield(slot, job.since_grant):
+            return False
+        job.paused = True
+        remaining = job.params.max_tokens - job.generated
+        self.metrics.count_preemption(slot.identity)
+        self.scheduler.park(slot, remaining, partial(self._resume, job))
+        return True
+
+    def _resume(self, job: Job) -> None:
+        """The scheduler gave a preempted job a lane again: it continues where it stopped."""
+        job.since_grant = 0
+        job.paused = False
+        self.loop.wake()
 
     def _cut_reason(self) -> StopReason:
         """Why a generation stopped early: the server is stopping, or its client left."""
@@ -425,11 +492,13 @@ class Coordinator:
             generating=session.busy,
         )
 
-    def _record(self, done: DoneEvent | None) -> None:
+    def _record(self, done: DoneEvent | None, owner: Identity) -> None:
         m = self.metrics
         reason = done.stop_reason.value if done else FAILED_OUTCOME
         m.generate_total.labels(stop_reason=reason).inc()
         if done is not None:
+            self.scheduler.charge(owner, done.prefill_tokens + done.generated_tokens)
+            m.count_tokens(owner, done.prefill_tokens, done.generated_tokens)
             m.generate_prefill_tokens.observe(done.prefill_tokens)
             m.generate_prefill_duration_seconds.observe(done.prefill_s)
             m.generate_decode_tokens_total.inc(done.generated_tokens)
@@ -440,9 +509,12 @@ class Coordinator:
 
     def _on_session_end(self, session: Session, outcome: str) -> None:
         kind, _, reason = outcome.partition(":")
+        if not session.busy:  # a running job releases it when it leaves (`_end`)
+            session.state.release()
         self.metrics.session_total.labels(outcome=kind).inc()
         if kind == "evicted":
             self.metrics.session_evicted_total.labels(reason=reason).inc()
+            self.metrics.count_eviction(session.owner, reason)
         self._refresh_gauges()
 
     def _refresh_gauges(self) -> None:

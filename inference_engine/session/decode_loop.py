@@ -82,6 +82,8 @@ class Job:
         self.consumed = 0  # token events taken by the consumer (marked from its thread)
         self.max_unread = max_unread  # how far it may run ahead; None: the loop's default
         self.next_token: int | None = None  # sampled, forwarded by the next decode step
+        self.since_grant = 0  # decode steps since it got (or got back) its lane
+        self.paused = False  # preempted: keeps its KV and next token, skipped until resumed
         self.finished = threading.Event()
         self.wake: Callable[[], None] = lambda: None  # set by the loop it joins
         # Asked at each prefill chunk boundary; True: the job has left the loop for now (its
@@ -108,13 +110,17 @@ class DecodeLoop:
         max_unread: int,
         on_turn: Callable[[str, int], None],
         cut_reason: Callable[[], StopReason] = lambda: StopReason.CANCELLED,
+        preempt: Callable[[Job], bool] | None = None,
     ) -> None:
         """`lanes`: every decode step runs this many rows (padding the unused ones), or None
-        where the model's kernels give each row the same bits at any batch size."""
+        where the model's kernels give each row the same bits at any batch size.
+        `preempt(job)`, asked after each of a job's decode steps: True pauses the job
+        (preempted; whoever paused it clears `paused` and wakes the loop to resume it)."""
         self.model = model
         self.lanes = lanes
         self.max_unread = max_unread
         self._cut_reason = cut_reason  # CANCELLED, or SHUTDOWN while the server stops
+        self._preempt = preempt
         self._observers = [on_turn]  # told of each forward: ("prefill" | "decode", sessions)
         self._cond = threading.Condition()
         self._incoming: list[Job] = []
@@ -186,7 +192,7 @@ class DecodeLoop:
         return [
             j
             for j in self._decoding
-            if j.generated - j.consumed < (j.max_unread or self.max_unread)
+            if not j.paused and j.generated - j.consumed < (j.max_unread or self.max_unread)
         ]
 
     def _turn(self) -> None:
@@ -241,6 +247,13 @@ class DecodeLoop:
                 self._fail(job, fault)
             else:
                 self._emit(job, row)
+                self._maybe_preempt(job)
+
+    def _maybe_preempt(self, job: Job) -> None:
+        """At a step boundary: a job still running may be asked to give its lane up."""
+        job.since_grant += 1
+        if self._preempt is not None and job in self._decoding:
+            self._preempt(job)
 
     def _notify(self, kind: str, sessions: int) -> None:
         for observer in self._observers:

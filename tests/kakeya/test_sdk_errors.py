@@ -51,3 +51,34 @@ def test_from_rpc_error_keeps_details() -> None:
     error = errors.from_rpc_error(FakeRpcError())
     assert isinstance(error, errors.SessionNotFoundError)
     assert str(error) == "session s1 not found"
+
+
+class FakeCapacityError(grpc.RpcError):
+    def __init__(self, trailers: tuple[tuple[str, str | bytes], ...]) -> None:
+        self._trailers = trailers
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def details(self) -> str:
+        return "session store full"
+
+    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        return self._trailers
+
+
+@pytest.mark.parametrize(
+    ("trailers", "expected"),
+    [
+        ((("retry-after", "2.500"),), 2.5),
+        ((("retry-after", b"0.25"),), 0.25),
+        ((("other", "1"),), None),
+        ((("retry-after", "soon"),), None),
+        ((), None),
+    ],
+)
+def test_resource_exhausted_carries_the_servers_retry_after(trailers, expected) -> None:
+    error = errors.from_rpc_error(FakeCapacityError(trailers))
+    assert isinstance(error, errors.ResourceExhaustedError)
+    assert error.retry_after_s == expected
+    assert error.message == "session store full"

@@ -248,3 +248,84 @@ def test_two_hundred_http_completions_with_clients_vanishing(
     }
     figures.update(baseline.check())
     record(artifacts_dir, "http_completions", figures)
+
+
+# -- mixed identities: a hog's long generations amid light clients' short turns -------------
+
+LIGHT_CLIENTS = ("bob", "carol", "dave")
+LIGHT_SESSIONS = 3  # per light client
+LIGHT_TURNS = 6
+HOG_GENERATIONS = 4  # at once: every lane
+HOG_TOKENS = 300
+IDENTITY_TOKENS = (("hog", "tok-hog"), *((name, f"tok-{name}") for name in LIGHT_CLIENTS))
+LIGHT_P99_TTFT_BOUND_S = 3.0  # within a few step-bounds; the queue timeout is 30 s
+
+
+def first_token_s(session: kakeya.Session, ids: list[int], max_tokens: int) -> float:
+    """Append, then the time from Generate to its first token (the rest is read too)."""
+    session.append(ids)
+    began = time.perf_counter()
+    tokens = iter(session.generate(max_tokens))
+    next(tokens)
+    ttft = time.perf_counter() - began
+    assert len(list(tokens)) == max_tokens - 1
+    return ttft
+
+
+def light_client(address: str, token: str, index: int, vocab: int) -> list[float]:
+    ttfts = []
+    with kakeya.Client(address, token=token, timeout=120) as client, client.create_session() as s:
+        for turn in range(LIGHT_TURNS):
+            ids = [(index * 97 + turn * 13 + k * 7) % (vocab - 10) + 5 for k in range(8)]
+            ttfts.append(first_token_s(s, ids, GENERATE_TOKENS))
+    return ttfts
+
+
+def hog_client(address: str, index: int, vocab: int, stop: threading.Event) -> list[float]:
+    ttfts = []
+    with kakeya.Client(address, token="tok-hog", timeout=120) as client:
+        while not stop.is_set():
+            with client.create_session() as session:
+                ids = [(index * 31 + k * 11) % (vocab - 10) + 5 for k in range(16)]
+                ttfts.append(first_token_s(session, ids, HOG_TOKENS))
+    return ttfts
+
+
+def test_mixed_identities_report_time_to_first_token_per_identity(
+    serve_runtime, artifacts_dir, caplog
+) -> None:
+    caplog.set_level(logging.WARNING)
+    server = serve_runtime(
+        http=False, max_concurrent=4, max_queue=64, tokens=IDENTITY_TOKENS, queue_timeout_s=30
+    )
+    address, vocab = server.grpc_address, server.engine.vocab_size
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=HOG_GENERATIONS, thread_name_prefix="hog") as hogs:
+        hog_runs = [
+            hogs.submit(hog_client, address, i, vocab, stop) for i in range(HOG_GENERATIONS)
+        ]
+        time.sleep(1.0)  # the hog holds every lane before the light clients arrive
+        jobs = [(name, i) for name in LIGHT_CLIENTS for i in range(LIGHT_SESSIONS)]
+        secret = dict(IDENTITY_TOKENS)
+        results, wall = run_all(
+            lambda j: light_client(address, secret[jobs[j][0]], j, vocab), len(jobs), len(jobs)
+        )
+        stop.set()
+        hog_ttfts = [t for run in hog_runs for t in run.result(300)]
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert errors == [], errors[:3]
+    assert no_error_logs(caplog) == []
+    per_identity: dict[str, list[float]] = {"hog": hog_ttfts}
+    for (name, _), ttfts in zip(jobs, results, strict=True):
+        per_identity.setdefault(name, []).extend(ttfts)
+    figures = {
+        "wall_s": round(wall, 3),
+        "hog_generations": HOG_GENERATIONS,
+        "hog_tokens": HOG_TOKENS,
+        "light_turns": LIGHT_SESSIONS * LIGHT_TURNS,
+        "preemptions": metric(server.engine, "tenant_preemptions_total", identity="token:hog"),
+        "ttft": {name: percentiles(values) for name, values in per_identity.items()},
+    }
+    record(artifacts_dir, "mixed_identities", figures)
+    for name in LIGHT_CLIENTS:
+        assert figures["ttft"][name]["p99_ms"] <= LIGHT_P99_TTFT_BOUND_S * 1000, figures

@@ -27,11 +27,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference_engine.errors import ErrorCode, RuntimeFault, SessionNotFound, Unavailable, quote
-from inference_engine.server.auth import authorized
+from inference_engine.server.auth import Authenticator
 from inference_engine.server.config import ServerConfig
 from inference_engine.server.errors import (
     InternalFault,
     error_envelope,
+    http_headers,
     http_status,
     internal_fault,
     openai_error,
@@ -51,6 +52,7 @@ from inference_engine.session.events import (
     StopReason,
     TokenEvent,
 )
+from inference_engine.tenancy import set_identity
 from kakeya.tokenization import resolve_eos_ids
 
 if TYPE_CHECKING:  # the adapter needs the protocol only; the engine module loads torch
@@ -120,7 +122,7 @@ class OneShot:
             RuntimeFault: any engine fault (the session is released first).
         """
         try:
-            info = await self._engine.acreate_session(eos, "http")
+            info = await self._engine.acreate_session(eos, "http", pinned=True)
             self.session_id = info.session_id
             await self._engine.aappend(self.session_id, ids)
             self.events = self._engine.agenerate(self.session_id, params)
@@ -205,7 +207,7 @@ class Shim:
         return JSONResponse(body, status_code=status, headers=headers)
 
     def fault(self, fault: RuntimeFault) -> JSONResponse:
-        return self.error(http_status(fault), openai_error(fault), fault.code)
+        return self.error(http_status(fault), openai_error(fault), fault.code, http_headers(fault))
 
     def http_error(self, err: HttpError) -> JSONResponse:
         kind = "invalid_request_error" if err.status < 500 else "server_error"
@@ -339,10 +341,10 @@ class ShimMiddleware:
     else, the deprecation headers on every response, and the last catch for a bug that
     escaped a route (logged here, once; answered 500 in the envelope)."""
 
-    def __init__(self, app: Any, shim: Shim, token: str | None) -> None:
+    def __init__(self, app: Any, shim: Shim, auth: Authenticator) -> None:
         self.app = app
         self._shim = shim
-        self._token = token
+        self._auth = auth
         self._headers = [(k.lower().encode(), v.encode()) for k, v in DEPRECATION_HEADERS.items()]
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -360,9 +362,11 @@ class ShimMiddleware:
 
         if scope["method"] == "HEAD":  # the server still knows it is HEAD and drops the body
             scope = {**scope, "method": "GET"}
-        if scope["path"] not in AUTH_EXEMPT_PATHS and not authorized(
-            _header(scope, b"authorization"), self._token
-        ):
+        client = scope.get("client")
+        identity = self._auth.identify(_header(scope, b"authorization"), client and client[0])
+        if identity is not None:
+            set_identity(identity)  # the engine charges this call's work to it (`tenancy`)
+        if scope["path"] not in AUTH_EXEMPT_PATHS and identity is None:
             body = error_envelope(
                 "missing or invalid bearer token", "authentication_error", "UNAUTHENTICATED"
             )
@@ -405,4 +409,4 @@ def create_app(engine: EngineClient, config: ServerConfig) -> Any:
     app.add_api_route(PROTOCOL_DOC_PATH, shim.protocol_doc, methods=["GET"])
     app.add_exception_handler(StarletteHTTPException, shim.on_http_exception)
     app.add_exception_handler(Exception, shim.on_bug)
-    return ShimMiddleware(app, shim, config.token)
+    return ShimMiddleware(app, shim, Authenticator.of(config.token, config.tokens))

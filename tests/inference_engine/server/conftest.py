@@ -58,7 +58,9 @@ class ScriptedEngine:
             raise SessionNotFound(f"session {session_id} not found")
         return SessionInfo(session_id, "", (), len(history), len(history), 0, 0, 0, 0.0, 0, False)
 
-    def create_session(self, eos_token_ids: Sequence[int] = (), label: str = "") -> SessionInfo:
+    def create_session(
+        self, eos_token_ids: Sequence[int] = (), label: str = "", owner=None, pinned=False
+    ) -> SessionInfo:
         session_id = f"s{next(self._ids)}"
         self.sessions[session_id] = []
         return replace(self._info(session_id), label=label, eos_token_ids=tuple(eos_token_ids))

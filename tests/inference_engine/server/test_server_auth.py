@@ -66,3 +66,44 @@ def test_token_never_in_repr() -> None:
 
 def test_default_bind_is_loopback() -> None:
     assert ServerConfig().host == "127.0.0.1"
+
+
+def test_named_tokens_identify_their_caller_and_anything_else_is_refused() -> None:
+    from inference_engine.server.auth import Authenticator
+    from inference_engine.tenancy import Identity
+
+    auth = Authenticator.of(None, (("alice", "tok-a"), ("bob", "tok-b")))
+    assert auth.identify("Bearer tok-a", "ipv4:127.0.0.1:1") == Identity.for_token("alice")
+    assert auth.identify("Bearer tok-b", None) == Identity.for_token("bob")
+    assert auth.identify("Bearer tok-c", None) is None
+    assert auth.identify(None, None) is None
+
+
+def test_without_auth_the_caller_is_its_peer_host() -> None:
+    from inference_engine.server.auth import Authenticator
+    from inference_engine.tenancy import Identity
+
+    auth = Authenticator.of(None)
+    assert not auth.enabled
+    assert auth.identify(None, "ipv4:127.0.0.1:5555") == Identity("peer:127.0.0.1")
+
+
+def test_a_single_token_is_the_default_identity() -> None:
+    from inference_engine.server.auth import Authenticator
+    from inference_engine.tenancy import Identity
+
+    assert Authenticator.of("x").identify("Bearer x", None) == Identity.for_token("default")
+
+
+def test_token_files_give_named_tokens_or_the_old_single_token(tmp_path) -> None:
+    from inference_engine.server.config import resolve_tokens
+
+    single = tmp_path / "one"
+    single.write_text("only-token\n")
+    assert resolve_tokens(None, {}, str(single)) == ("only-token", ())
+    named = tmp_path / "many"
+    named.write_text("alice:tok-a\nbob:tok-b\n")
+    token, pairs = resolve_tokens(None, {}, str(named))
+    assert token is None and pairs == (("alice", "tok-a"), ("bob", "tok-b"))
+    assert "tok-a" not in repr(ServerConfig(tokens=pairs))
+    assert ServerConfig(tokens=pairs).auth_enabled

@@ -70,3 +70,14 @@ def test_invalid_argument_envelope_names_the_field() -> None:
     body = openai_error(core.InvalidArgument("temperature", "must be finite"))["error"]
     assert body["param"] == "temperature"
     assert body["type"] == "invalid_request_error"
+
+
+def test_capacity_refusals_say_when_to_retry_on_both_surfaces() -> None:
+    from inference_engine.server.errors import grpc_trailers, http_headers
+
+    refusal = core.ResourceExhausted("store full", retry_after_s=2.2)
+    assert grpc_trailers(refusal) == (("retry-after", "2.200"),)
+    assert http_headers(refusal) == {"Retry-After": "3"}
+    assert http_status(refusal) == 429
+    assert grpc_trailers(core.SessionNotFound("gone")) == ()
+    assert http_headers(core.SessionNotFound("gone")) == {}
