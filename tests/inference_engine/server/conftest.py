@@ -85,9 +85,9 @@ class ScriptedEngine:
     decode_lanes = None
 
     async def acreate_session(
-        self, eos_token_ids: Sequence[int] = (), label: str = ""
+        self, eos_token_ids: Sequence[int] = (), label: str = "", owner=None, pinned=False
     ) -> SessionInfo:
-        return self.create_session(eos_token_ids, label)
+        return self.create_session(eos_token_ids, label, owner, pinned)
 
     async def aappend(self, session_id: str, token_ids: Sequence[int]) -> int:
         return self.append(session_id, token_ids)
