@@ -211,10 +211,9 @@ async def serve_until_signal(engine: Any, config: ServerConfig) -> int:
         print(f"http listening on {servers.http_url}", flush=True)
     auth = "on" if config.auth_enabled else "off"
     print(f"model {engine.model_id} on {engine.device} ({engine.dtype}); auth {auth}", flush=True)
-    lanes = engine.coordinator.lanes
     batch = engine.config.scheduler.max_concurrent
-    padding = f"padded to {lanes} lanes" if lanes else "unpadded (batch-invariant kernels)"
-    print(f"decode batches of up to {batch} sessions, {padding}", flush=True)
+    step = engine.coordinator.step.describe()
+    print(f"decode batches of up to {batch} sessions, {step}", flush=True)
     await stop.wait()
     print("shutting down", flush=True)
     await stop_servers(servers, engine, config.shutdown_grace_s)

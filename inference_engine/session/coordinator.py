@@ -15,7 +15,6 @@ import logging
 import queue
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -27,7 +26,6 @@ from inference_engine.errors import FailedPrecondition, InvariantViolation
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.metrics import RuntimeMetrics
 from inference_engine.scheduler.scheduler import Scheduler, Slot
-from inference_engine.session import generator as gen
 from inference_engine.session.decode_loop import STREAM_END, DecodeLoop, Deliver, Failure, Job
 from inference_engine.session.events import (
     DoneEvent,
@@ -37,6 +35,8 @@ from inference_engine.session.events import (
     StopReason,
     TokenEvent,
 )
+from inference_engine.session.generator import StepShape
+from inference_engine.session.step_shape import StepChoice, choose_step_shape
 from inference_engine.session.store import Session, SessionStore
 from inference_engine.session.validation import check_params, check_session_args, check_token_ids
 
@@ -54,25 +54,16 @@ class ModelState:
     cancel: threading.Event | None = None  # the running generate's, so close can stop it
 
 
-# Per model, the batch sizes its kernels were found invariant up to (engines share models).
-_CHECKED: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, bool]] = weakref.WeakKeyDictionary()
-
-
-def decode_lanes(model: torch.nn.Module, config: SchedulerConfig) -> int | None:
-    """The fixed lane count every decode step runs, or None where no padding is needed."""
-    rows = config.max_concurrent
-    if config.lane_padding is LanePadding.AUTO and _invariant(model, rows):
-        log.debug("decode steps run their sessions' rows only (batch-invariant kernels)")
-        return None
-    log.debug("decode steps run %d lanes (kernels depend on the batch size)", rows)
-    return config.max_concurrent
-
-
-def _invariant(model: torch.nn.Module, rows: int) -> bool:
-    known = _CHECKED.setdefault(model, {})
-    if rows not in known:
-        known[rows] = gen.rows_batch_invariant(model, rows)
-    return known[rows]
+def decode_shape(model: torch.nn.Module, config: SchedulerConfig) -> StepChoice:
+    """How decode steps and prefill pieces are shaped: `max_concurrent` lanes always ("always"),
+    or the cheapest shape the real step proves invariant on this device and dtype ("auto")."""
+    if config.lane_padding is LanePadding.ALWAYS:
+        probed = choose_step_shape(model, config.max_concurrent)
+        fixed = StepShape(
+            max(config.max_concurrent, probed.shape.min_rows), probed.shape.split_rows
+        )
+        return StepChoice(fixed, probed.batch_invariant, probed.chunk_invariant)
+    return choose_step_shape(model, config.max_concurrent)
 
 
 class Coordinator:
@@ -95,10 +86,12 @@ class Coordinator:
         self.scheduler = Scheduler(config.scheduler)
         metrics.watch(self.scheduler, config.store)
         s = config.scheduler
-        self.lanes = decode_lanes(model, s)
+        self.step = decode_shape(model, s)
+        # fixed lanes (every step pads to max_concurrent), or None: a step runs its sessions
+        self.lanes = s.max_concurrent if s.lane_padding is LanePadding.ALWAYS else None
         metrics.decode_lanes.set(self.lanes or 0)
         self.loop = DecodeLoop(
-            model, self.lanes, s.max_unread_tokens, self._on_turn, self._cut_reason
+            model, self.step.shape, s.max_unread_tokens, self._on_turn, self._cut_reason
         )
 
     # -- lifecycle ---------------------------------------------------------------
