@@ -24,6 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default=DEFAULT_MODEL_ID)
     serve.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
     serve.add_argument("--dtype", default="auto", help="auto|float32|bfloat16|float16")
+    serve.add_argument(
+        "--weights",
+        default="native",
+        choices=["native", "int8"],
+        help="native: weights in --dtype; int8: weight-only int8 linears (opt-in)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
     serve.add_argument("--grpc-port", type=int, default=50051, help="0 picks a free port")
     serve.add_argument(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_MODEL_ID = "kakeya/tiny-qwen3"
 
@@ -15,6 +15,13 @@ class ModelConfig:
     model_id: str = DEFAULT_MODEL_ID
     device: str = "auto"
     dtype: str = "auto"
+    weights: str = field(
+        default="native",
+        metadata={
+            "help": "native: the weights in `dtype`; int8: weight-only int8 linears "
+            "(per-row scales, activations in `dtype`; half the bytes a decode step reads)"
+        },
+    )
 
 
 @dataclass(frozen=True)

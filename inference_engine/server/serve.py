@@ -168,7 +168,9 @@ class BackgroundServer:
 def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
     """The core's configuration from `serve` flags."""
     return RuntimeConfig(
-        model=ModelConfig(model_id=args.model, device=args.device, dtype=args.dtype),
+        model=ModelConfig(
+            model_id=args.model, device=args.device, dtype=args.dtype, weights=args.weights
+        ),
         cache=CacheConfig(sink_tokens=args.sink, window_tokens=args.window),
         store=StoreConfig(
             max_sessions=args.max_sessions,
