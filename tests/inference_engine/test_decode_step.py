@@ -204,3 +204,24 @@ def test_the_chosen_shape_keeps_bfloat16_logits_alone_and_amid_others_bit_identi
         0
     ]
     assert all(torch.equal(a, b) for a, b in zip(alone, crowd, strict=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_half_precision_prefill_gives_one_shot_bits_for_every_chunking(model, dtype):
+    """INV-3 in the half-precision dtypes a server may serve: with the shape the probe picks,
+    one-shot, token-by-token and uneven prefills (across S + W) end on the same bits."""
+    half = copy.deepcopy(model).to(dtype)
+    choice = choose_step_shape(half, LANES)
+    assert choice.batch_invariant and choice.chunk_invariant, choice.describe()
+    tokens = [(3 * i + 2) % 89 for i in range(30)]
+    results = []
+    with torch.inference_mode():
+        for sizes in ([30], [1] * 30, [5, 1, 12, 3, 9]):
+            cache = SinkWindowCache(CacheShape.of(half), SINK, WINDOW, CHUNK)
+            offset = 0
+            for size in sizes:
+                piece = tokens[offset : offset + size]
+                logits = prefill(half, cache, piece, CHUNK, choice.shape.min_rows)
+                offset += size
+            results.append(logits)
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
