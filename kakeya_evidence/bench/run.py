@@ -25,7 +25,7 @@ import random
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,10 @@ class BenchConfig:
     model: str = "kakeya/tiny-qwen3"
     device: str = "auto"
     dtype: str = "auto"
+    weights: str = field(
+        default="native",
+        metadata={"help": "native|int8: the runtime's weights (int8: the HF rows use them too)"},
+    )
     output: str = "evidence"
     turns: int = 40
     append_tokens: int = 64
@@ -121,6 +125,7 @@ def register(subparsers: Any) -> None:
     bench.add_argument("--model", default=d.model, help="model id in the HF cache")
     bench.add_argument("--device", default=d.device, help="auto|cpu|cuda|mps")
     bench.add_argument("--dtype", default=d.dtype, help="auto|float32|bfloat16|float16")
+    bench.add_argument("--weights", default=d.weights, choices=["native", "int8"])
     bench.add_argument("--output", default=d.output, help="directory for bench.json")
     bench.add_argument("--turns", type=int, default=d.turns, help="long-session turns T")
     bench.add_argument("--append", type=int, default=d.append_tokens, help="tokens per turn A")
@@ -155,6 +160,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         model=args.model,
         device=args.device,
         dtype=args.dtype,
+        weights=args.weights,
         output=args.output,
         turns=args.turns,
         append_tokens=args.append,
@@ -222,7 +228,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
 
     validate_config(config)
     started = time.perf_counter()
-    loaded = load_model(ModelConfig(config.model, config.device, config.dtype))
+    loaded = load_model(ModelConfig(config.model, config.device, config.dtype, config.weights))
     rng = random.Random(config.seed)
     prompt = random_tokens(rng, config.prompt_tokens, loaded.vocab_size)
     turns = [
@@ -273,7 +279,7 @@ def _engines(loaded: Any, config: BenchConfig) -> Iterator[dict[str, Any]]:
     from inference_engine.engine import Engine
 
     cache = CacheConfig(config.sink_tokens, config.window_tokens, config.prefill_chunk_tokens)
-    model = ModelConfig(config.model, config.device, config.dtype)
+    model = ModelConfig(config.model, config.device, config.dtype, config.weights)
 
     def build(padding: LanePadding) -> Any:
         scheduler = SchedulerConfig(
@@ -419,6 +425,7 @@ def _meta(loaded: Any, config: BenchConfig, wall_s: float) -> dict[str, Any]:
         "revision": loaded.revision,
         "device": str(loaded.device),
         "dtype": dtype_name(loaded.dtype),
+        "weights": config.weights,
         "host": host_facts(loaded.device),
         "config": settings,
         "wall_s": wall_s,
