@@ -24,6 +24,7 @@ evidence: setup
 
 test: setup
 	$(VENV)/bin/kakeya-runtime prewarm --model kakeya/tiny-qwen3
+	$(VENV)/bin/kakeya-runtime prewarm --model kakeya/qwen3-0.6b-shaped  # invariance on the real shape
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
