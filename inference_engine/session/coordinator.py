@@ -21,7 +21,7 @@ from functools import partial
 
 import torch
 
-from inference_engine.config import LanePadding, RuntimeConfig, SchedulerConfig
+from inference_engine.config import LanePadding, RuntimeConfig
 from inference_engine.errors import FailedPrecondition, InvariantViolation
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.metrics import RuntimeMetrics
@@ -35,8 +35,7 @@ from inference_engine.session.events import (
     StopReason,
     TokenEvent,
 )
-from inference_engine.session.generator import StepShape
-from inference_engine.session.step_shape import StepChoice, choose_step_shape
+from inference_engine.session.step_shape import choose_step_shape
 from inference_engine.session.store import Session, SessionStore
 from inference_engine.session.validation import check_params, check_session_args, check_token_ids
 
@@ -52,18 +51,6 @@ class ModelState:
     cache: SinkWindowCache
     last_logits: torch.Tensor | None = None  # logits after the newest forwarded position
     cancel: threading.Event | None = None  # the running generate's, so close can stop it
-
-
-def decode_shape(model: torch.nn.Module, config: SchedulerConfig) -> StepChoice:
-    """How decode steps and prefill pieces are shaped: `max_concurrent` lanes always ("always"),
-    or the cheapest shape the real step proves invariant on this device and dtype ("auto")."""
-    if config.lane_padding is LanePadding.ALWAYS:
-        probed = choose_step_shape(model, config.max_concurrent)
-        fixed = StepShape(
-            max(config.max_concurrent, probed.shape.min_rows), probed.shape.split_rows
-        )
-        return StepChoice(fixed, probed.batch_invariant, probed.chunk_invariant)
-    return choose_step_shape(model, config.max_concurrent)
 
 
 class Coordinator:
@@ -86,12 +73,18 @@ class Coordinator:
         self.scheduler = Scheduler(config.scheduler)
         metrics.watch(self.scheduler, config.store)
         s = config.scheduler
-        self.step = decode_shape(model, s)
-        # fixed lanes (every step pads to max_concurrent), or None: a step runs its sessions
+        # the cheapest shape the real step proves invariant on this device and dtype
+        self.step = choose_step_shape(model, s.max_concurrent)
+        # fixed lanes (every decode step pads to max_concurrent), or None: its sessions' rows
         self.lanes = s.max_concurrent if s.lane_padding is LanePadding.ALWAYS else None
         metrics.decode_lanes.set(self.lanes or 0)
         self.loop = DecodeLoop(
-            model, self.step.shape, s.max_unread_tokens, self._on_turn, self._cut_reason
+            model,
+            self.step.shape,
+            s.max_unread_tokens,
+            self._on_turn,
+            self._cut_reason,
+            fixed_lanes=self.lanes,
         )
 
     # -- lifecycle ---------------------------------------------------------------

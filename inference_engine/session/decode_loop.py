@@ -105,11 +105,14 @@ class DecodeLoop:
         max_unread: int,
         on_turn: Callable[[str, int], None],
         cut_reason: Callable[[], StopReason] = lambda: StopReason.CANCELLED,
+        fixed_lanes: int | None = None,
     ) -> None:
         """`shape`: the rows every forward runs at least, and whether decode linears run one row
-        at a time (chosen at start-up so that a row's bits depend on its own inputs only)."""
+        at a time (chosen at start-up so that a row's bits depend on its own inputs only);
+        `fixed_lanes`: every decode step also pads to this many rows (`lane_padding` always)."""
         self.model = model
         self.shape = shape
+        self.fixed_lanes = fixed_lanes
         self.max_unread = max_unread
         self._cut_reason = cut_reason  # CANCELLED, or SHUTDOWN while the server stops
         self._observers = [on_turn]  # told of each forward: ("prefill" | "decode", sessions)
@@ -229,7 +232,7 @@ class DecodeLoop:
     def _decode(self, jobs: list[Job]) -> None:
         tokens = [job.next_token for job in jobs if job.next_token is not None]
         with torch.inference_mode():
-            lanes = max(len(jobs), self.shape.min_rows)
+            lanes = max(len(jobs), self.shape.min_rows, self.fixed_lanes or 0)
             caches = [job.cache for job in jobs]
             split = self.shape.split_rows
             logits, faults = gen.decode_step(self.model, caches, tokens, lanes, split)
