@@ -39,6 +39,7 @@ evidence: setup
 
 test: setup
 	$(VENV)/bin/kakeya-runtime prewarm
+	$(VENV)/bin/kakeya-runtime prewarm --model kakeya/qwen3-0.6b-shaped  # invariance on the real shape
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup

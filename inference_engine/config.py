@@ -25,6 +25,14 @@ class ModelConfig:
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
     dtype: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16"})
+    weights: str = field(
+        default="native",
+        metadata={
+            "help": "native: the weights in `dtype`; int8: weight-only int8 linears "
+            "(per-row scales, activations in `dtype`; half the bytes a decode step reads)",
+            "choices": ("native", "int8"),
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,7 @@ class StoreConfig:
 class LanePadding(enum.StrEnum):
     """Whether decode steps pad their batch to `max_concurrent` lanes (see SchedulerConfig)."""
 
-    AUTO = "auto"  # pad only where the kernels are not batch-invariant (checked at start)
+    AUTO = "auto"  # pad only as far as the real step needs (checked at start)
     ALWAYS = "always"
 
 
@@ -107,10 +115,10 @@ class SchedulerConfig:
     """Generations running together, the bounded timed wait queue, and how calls wait.
 
     `max_concurrent` is the decode batch. A session's tokens never depend on which others
-    share a step: with `lane_padding` "always" every step runs `max_concurrent` lanes
-    (padding the unused ones), so the same kernels run on the same shapes; with "auto" the
-    engine first checks the model's matrix products on this device and dtype, and pads only
-    where a row's result depends on the batch size (no padding cost where it does not).
+    share a step: at start the engine runs the real decode step on this device and dtype
+    and picks the cheapest shape that keeps every row's bits (unpadded, at least two rows,
+    or one row per linear; see `session.step_shape`); with `lane_padding` "always" every
+    step also runs `max_concurrent` lanes (padding the unused ones).
     A generation runs at most `max_unread_tokens` ahead of its reader, or
     `max_unread_batched_tokens` when the reader takes all ready tokens at once (a gRPC
     stream with `batch_tokens`: what piles up while it sends one message goes out in the

@@ -57,6 +57,8 @@ class EngineClient(Protocol):
     def max_concurrent(self) -> int: ...
     @property
     def decode_lanes(self) -> int | None: ...
+    @property
+    def step_description(self) -> str: ...
 
     async def acreate_session(
         self,
@@ -138,6 +140,11 @@ class Engine:
     def decode_lanes(self) -> int | None:
         """The rows every decode step runs (padded), or None: only the sessions' own rows."""
         return self.coordinator.lanes
+
+    @property
+    def step_description(self) -> str:
+        """The step shape the start-up probe chose, in words (the serve banner)."""
+        return self.coordinator.step.describe()
 
     # -- sessions ----------------------------------------------------------------
     def create_session(

@@ -4,9 +4,15 @@ Keys and values live in per-layer slot buffers `[1, kv_heads, capacity, head_dim
 slot remembers the absolute position of the token it holds (or -1 when free); attention
 goes through a 4-D boolean mask built from those positions, so a query at position q sees
 exactly the sink `k < S` plus the window `q - W < k <= q`, however the history was chunked.
-After each forward, positions no future query can see are freed and their slots reused:
-the cache then holds at most `S + W - 1` live positions, and its buffers never grow past
-`S + W - 1 + prefill_chunk` slots.
+After each forward, positions no future query can see are freed: the cache then holds at
+most `S + W - 1` live positions, and its buffers never grow past `S + W - 1 + prefill_chunk`
+slots.
+
+The slot of a position is a function of the position alone (sink positions in order, then a
+ring of `W - 1 + prefill_chunk` slots), and so is the slot range a query at position q
+attends over (`attend_slots(q)`): whatever the chunking, a query sees the same keys in the
+same slots, so one-query attention reduces them in one order (INV-3 to the bit, where the
+linears are row-invariant; see `session.generator`).
 
 Invariants, checked after every mutation:
 - INV-1: every layer was written by every forward, all layers share one capacity, and the
@@ -17,7 +23,6 @@ Invariants, checked after every mutation:
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,12 +141,14 @@ class SinkWindowCache(Cache):
         self.shape = shape
         self.sink = sink
         self.window = window
-        self.max_capacity = sink + window - 1 + max_chunk
+        self.ring = window - 1 + max_chunk  # window slots: a chunk never overwrites a live one
+        self.max_chunk = max_chunk
+        self.max_capacity = sink + self.ring
         self.capacity = min(_MIN_CAPACITY, self.max_capacity)
         # absolute position per slot (-1: free), on the CPU: bookkeeping stays off the device
         self.slot_positions = torch.full((self.max_capacity,), -1, dtype=torch.long)
         self.used_slots = 0  # slots [0, used_slots) have been handed out at least once
-        self.free_slots: list[int] = []  # a heap: the lowest free slot is reused first
+        self.live_slots = 0  # slots holding a position some future query still sees
         self.window_slots: dict[int, int] = {}  # window position -> slot, until evicted
         self.evicted_below = sink  # window positions below this have been freed
         self.next_position = 0  # positions forwarded so far
@@ -152,7 +159,7 @@ class SinkWindowCache(Cache):
     # -- sizes ---------------------------------------------------------------
     @property
     def cached_tokens(self) -> int:
-        return self.used_slots - len(self.free_slots)
+        return self.live_slots
 
     @property
     def dropped_tokens(self) -> int:
@@ -183,14 +190,25 @@ class SinkWindowCache(Cache):
         )
 
     # -- one forward -----------------------------------------------------------
-    def begin_forward(self, count: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def slot_of(self, position: int) -> int:
+        """The slot a position lives in: fixed by the position alone."""
+        if position < self.sink:
+            return position
+        return self.sink + (position - self.sink) % self.ring
+
+    def attend_slots(self, position: int) -> int:
+        """How many leading slots a query at `position` attends over (a function of it alone)."""
+        return min(position + 1, self.max_capacity)
+
+    def begin_forward(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Claim slots for the next `count` positions; return position ids and the mask.
 
         Returns:
-            `position_ids` `[1, count]` and a boolean attention mask `[1, 1, count, used]`,
-            or None for one query that sees every slot (no free slot in the attended
-            range): after eviction every live position is visible to the next query, and
-            attention without a mask takes the faster kernel.
+            `position_ids` `[1, count]` and a boolean attention mask `[1, 1, count, used]`
+            (always a mask: a kernel without one may reduce in another order).
+
+        Raises:
+            ValueError: `count` is over the chunk bound the cache was built for.
         """
         slots, positions = self.claim(count)
         device = self.shape.device
@@ -198,8 +216,6 @@ class SinkWindowCache(Cache):
         first = int(slots[0])
         self.write_start = first if int(slots[-1]) == first + count - 1 else None
         position_ids = positions.to(device).unsqueeze(0)
-        if count == 1 and not self.free_slots:
-            return position_ids, None
         return position_ids, self.mask_for(positions).to(device)
 
     def claim(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -223,23 +239,25 @@ class SinkWindowCache(Cache):
         self.evicted_below = max(self.evicted_below, horizon)
         if leaving:
             self.slot_positions[torch.tensor(leaving, dtype=torch.long)] = -1
-            for slot in leaving:
-                heapq.heappush(self.free_slots, slot)
+            self.live_slots -= len(leaving)
         self.check_invariants()
 
     def _claim_slots(self, count: int) -> list[int]:
-        reused = [heapq.heappop(self.free_slots) for _ in range(min(count, len(self.free_slots)))]
-        fresh = count - len(reused)
-        start = self.used_slots
-        self._ensure_capacity(start + fresh)
-        self.used_slots += fresh
-        return reused + list(range(start, start + fresh))
+        if count > self.max_chunk:
+            raise ValueError(f"forward of {count} tokens exceeds the chunk bound {self.max_chunk}")
+        start = self.next_position
+        claimed = [self.slot_of(p) for p in range(start, start + count)]
+        self._ensure_capacity(min(start + count, self.max_capacity))
+        self.used_slots = max(self.used_slots, min(start + count, self.max_capacity))
+        taken = [s for s in claimed if int(self.slot_positions[s]) >= 0]
+        if taken:  # unreachable with ring >= W - 1 + chunk: a live key would be overwritten
+            raise InvariantViolation("inv1", f"slot {taken[0]} still holds a live position")
+        self.live_slots += count
+        return claimed
 
     def _ensure_capacity(self, needed: int) -> None:
         if needed <= self.capacity:
             return
-        if needed > self.max_capacity:
-            raise ValueError(f"forward of {needed} slots exceeds capacity {self.max_capacity}")
         capacity = self.capacity
         while capacity < needed:
             capacity = min(capacity * 2, self.max_capacity)

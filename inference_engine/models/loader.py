@@ -17,9 +17,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from inference_engine.config import ModelConfig
 from inference_engine.device import resolve_device, resolve_dtype
-from inference_engine.errors import ModelNotCached
+from inference_engine.errors import InvalidArgument, ModelNotCached
 from inference_engine.models import hf_cache
 from inference_engine.models.build import quiet_progress_bars
+from inference_engine.models.int8 import quantize_linears
 from inference_engine.models.prewarm import CachedModel, check_model
 
 ATTN_IMPLEMENTATION = "sdpa"
@@ -52,9 +53,11 @@ def load_model(config: ModelConfig, cache_dir: Path | None = None) -> LoadedMode
     """
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
+    check_weights(config.weights)
     started = time.perf_counter()
     cached = check_model(config.model_id, cache_dir)
     model = read_model(cached, dtype, hf_cache.resolve_cache_dir(cache_dir)).to(device).eval()
+    apply_weights(model, config.weights)
     tokenizer = read_tokenizer(cached, hf_cache.resolve_cache_dir(cache_dir))
     return LoadedModel(
         model=model,
@@ -66,6 +69,23 @@ def load_model(config: ModelConfig, cache_dir: Path | None = None) -> LoadedMode
         vocab_size=_vocab_size(model),
         load_s=time.perf_counter() - started,
     )
+
+
+WEIGHT_MODES = ("native", "int8")
+
+
+def check_weights(weights: str) -> None:
+    """Raises InvalidArgument for a weights mode that is not one of WEIGHT_MODES."""
+    if weights not in WEIGHT_MODES:
+        raise InvalidArgument(
+            "weights", f"weights must be one of {', '.join(WEIGHT_MODES)}, not {weights!r}"
+        )
+
+
+def apply_weights(model: torch.nn.Module, weights: str) -> None:
+    """Convert the loaded weights as `weights` asks (`native`: as loaded)."""
+    if weights == "int8":
+        quantize_linears(model)
 
 
 def read_model(cached: CachedModel, dtype: torch.dtype, cache: Path) -> torch.nn.Module:

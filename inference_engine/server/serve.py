@@ -177,7 +177,9 @@ def runtime_config(args: argparse.Namespace, named_tokens: int = 0) -> RuntimeCo
     """The core's configuration from `serve` flags; `named_tokens` (from the token file)
     is how many identities share the runtime unless `--identities` says otherwise."""
     return RuntimeConfig(
-        model=ModelConfig(model_id=args.model, device=args.device, dtype=args.dtype),
+        model=ModelConfig(
+            model_id=args.model, device=args.device, dtype=args.dtype, weights=args.weights
+        ),
         cache=CacheConfig(sink_tokens=args.sink, window_tokens=args.window),
         limits=LimitsConfig(max_history_tokens=args.max_history_tokens),
         store=StoreConfig(
@@ -237,9 +239,8 @@ async def serve_until_signal(engine: EngineClient, config: ServerConfig) -> int:
         print(f"http listening on {servers.http_url}", flush=True)
     auth = "on" if config.auth_enabled else "off"
     print(f"model {engine.model_id} on {engine.device} ({engine.dtype}); auth {auth}", flush=True)
-    lanes = engine.decode_lanes
-    padding = f"padded to {lanes} lanes" if lanes else "unpadded (batch-invariant kernels)"
-    print(f"decode batches of up to {engine.max_concurrent} sessions, {padding}", flush=True)
+    step = engine.step_description
+    print(f"decode batches of up to {engine.max_concurrent} sessions, {step}", flush=True)
     await stop.wait()
     print("shutting down", flush=True)
     await stop_servers(servers, engine, config.shutdown_grace_s)

@@ -15,7 +15,6 @@ import logging
 import queue
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -23,7 +22,7 @@ from functools import partial
 import torch
 
 from inference_engine import memory
-from inference_engine.config import LanePadding, RuntimeConfig, SchedulerConfig
+from inference_engine.config import LanePadding, RuntimeConfig
 from inference_engine.errors import (
     FailedPrecondition,
     InvariantViolation,
@@ -33,7 +32,6 @@ from inference_engine.errors import (
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.metrics import RuntimeMetrics
 from inference_engine.scheduler.scheduler import AdmissionCancelled, Scheduler, Slot
-from inference_engine.session import generator as gen
 from inference_engine.session.decode_loop import STREAM_END, DecodeLoop, Deliver, Failure, Job
 from inference_engine.session.events import (
     DoneEvent,
@@ -43,6 +41,7 @@ from inference_engine.session.events import (
     StopReason,
     TokenEvent,
 )
+from inference_engine.session.step_shape import choose_step_shape
 from inference_engine.session.store import Session, SessionStore
 from inference_engine.session.validation import (
     check_history_room,
@@ -69,27 +68,6 @@ class ModelState:
         """The session ended and nothing runs on it: free its KV now (see `memory`)."""
         self.cache.release()
         self.last_logits = None
-
-
-# Per model, the batch sizes its kernels were found invariant up to (engines share models).
-_CHECKED: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, bool]] = weakref.WeakKeyDictionary()
-
-
-def decode_lanes(model: torch.nn.Module, config: SchedulerConfig) -> int | None:
-    """The fixed lane count every decode step runs, or None where no padding is needed."""
-    max_concurrent = config.max_concurrent
-    if config.lane_padding is LanePadding.AUTO and _invariant(model, max_concurrent):
-        log.debug("decode steps run their sessions' rows only (batch-invariant kernels)")
-        return None
-    log.debug("decode steps run %d lanes (kernels depend on the batch size)", max_concurrent)
-    return max_concurrent
-
-
-def _invariant(model: torch.nn.Module, max_concurrent: int) -> bool:
-    known = _CHECKED.setdefault(model, {})
-    if max_concurrent not in known:
-        known[max_concurrent] = gen.rows_batch_invariant(model, max_concurrent)
-    return known[max_concurrent]
 
 
 class Coordinator:
@@ -124,11 +102,20 @@ class Coordinator:
         metrics.watch(self.scheduler, config.store)
         metrics.watch_tenants(self.scheduler, self.store)
         s = config.scheduler
-        self.lanes = decode_lanes(model, s)
+        # the cheapest shape the real step proves invariant on this device and dtype
+        self.step = choose_step_shape(model, s.max_concurrent)
+        # fixed lanes (every decode step pads to max_concurrent), or None: its sessions' rows
+        self.lanes = s.max_concurrent if s.lane_padding is LanePadding.ALWAYS else None
         metrics.decode_lanes.set(self.lanes or 0)
         self._slots: dict[Job, Slot] = {}  # running jobs' lanes, for preemption
         self.loop = DecodeLoop(
-            model, self.lanes, s.max_unread_tokens, self._on_turn, self._cut_reason, self._yield
+            model,
+            self.step.shape,
+            s.max_unread_tokens,
+            self._on_turn,
+            self._cut_reason,
+            fixed_lanes=self.lanes,
+            preempt=self._yield,
         )
 
     # -- lifecycle ---------------------------------------------------------------

@@ -106,18 +106,21 @@ class DecodeLoop:
     def __init__(
         self,
         model: torch.nn.Module,
-        lanes: int | None,
+        shape: gen.StepShape,
         max_unread: int,
         on_turn: Callable[[str, int], None],
         cut_reason: Callable[[], StopReason] = lambda: StopReason.CANCELLED,
+        fixed_lanes: int | None = None,
         preempt: Callable[[Job], bool] | None = None,
     ) -> None:
-        """`lanes`: every decode step runs this many rows (padding the unused ones), or None
-        where the model's kernels give each row the same bits at any batch size.
+        """`shape`: the rows every forward runs at least, and whether decode linears run one row
+        at a time (chosen at start-up so that a row's bits depend on its own inputs only);
+        `fixed_lanes`: every decode step also pads to this many rows (`lane_padding` always).
         `preempt(job)`, asked after each of a job's decode steps: True pauses the job
         (preempted; whoever paused it clears `paused` and wakes the loop to resume it)."""
         self.model = model
-        self.lanes = lanes
+        self.shape = shape
+        self.fixed_lanes = fixed_lanes
         self.max_unread = max_unread
         self._cut_reason = cut_reason  # CANCELLED, or SHUTDOWN while the server stops
         self._preempt = preempt
@@ -213,7 +216,10 @@ class DecodeLoop:
         if job.pieces:
             try:
                 with torch.inference_mode():
-                    state.last_logits = gen.forward(self.model, job.cache, job.pieces.popleft())
+                    piece = job.pieces.popleft()
+                    state.last_logits = gen.forward(
+                        self.model, job.cache, piece, self.shape.min_rows
+                    )
             except Exception as error:
                 self._fail(job, error)
                 return
@@ -238,8 +244,10 @@ class DecodeLoop:
     def _decode(self, jobs: list[Job]) -> None:
         tokens = [job.next_token for job in jobs if job.next_token is not None]
         with torch.inference_mode():
-            lanes = self.lanes or len(jobs)
-            logits, faults = gen.decode_step(self.model, [job.cache for job in jobs], tokens, lanes)
+            lanes = max(len(jobs), self.shape.min_rows, self.fixed_lanes or 0)
+            caches = [job.cache for job in jobs]
+            split = self.shape.split_rows
+            logits, faults = gen.decode_step(self.model, caches, tokens, lanes, split)
         self._notify("decode", len(jobs))
         for job, row, fault in zip(jobs, logits, faults, strict=True):
             job.session.state.last_logits = row

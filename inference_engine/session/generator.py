@@ -3,18 +3,25 @@
 Prefill splits pending tokens at multiples of `chunk` in absolute position, so the sequence
 of forwards depends only on which positions are pending, never on how they were appended.
 
-`decode_step` forwards one token for each of several sessions as one batch (the weights are
-read once per step), each session attending over its own sink+window cache. The batch is
-padded to a fixed number of lanes, so every step runs the same kernels on the same shapes
-whichever sessions share it: a row's result depends on its own inputs only (batch
-invariance), and a session's tokens are the same alone, amid others, or joining late.
+Every forward of a direct-layer family (prefill pieces and decode steps alike) runs the
+model's own modules on rows `[rows, 1, hidden]`: one row per token, each session's rows
+writing its own sink+window cache, and every row attending alone (one query) over the slots
+its position attends to (`SinkWindowCache.attend_slots`). A row's attention is then the
+same call whoever shares the forward and however the history was chunked; what is left is
+the linears, whose kernels may round a row differently with another number of rows. A
+`StepShape` (chosen at start-up by running the real step, see `session.step_shape`) fixes
+that: at least `min_rows` rows per forward (bfloat16 here: one row takes another kernel than
+two or more), or each linear one row at a time (float32 here: the row's place in the batch
+changes its bits).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
@@ -31,21 +38,47 @@ from inference_engine.session.events import GenerationParams
 _DIRECT_LAYER_TYPES = frozenset({"qwen3", "qwen2", "llama"})
 
 
-def forward(model: torch.nn.Module, cache: SinkWindowCache, token_ids: list[int]) -> torch.Tensor:
+@dataclass(frozen=True)
+class StepShape:
+    """How forwards are shaped so that a row's bits depend on its own inputs only.
+
+    `min_rows`: every forward runs at least this many rows (padding the rest); `split_rows`:
+    a decode step runs each linear one row at a time (prefill still runs its rows together).
+    """
+
+    min_rows: int = 1
+    split_rows: bool = False
+
+    def describe(self) -> str:
+        if self.split_rows:
+            return "one row per linear (row-dependent kernels)"
+        if self.min_rows > 1:
+            return f"at least {self.min_rows} rows per forward"
+        return "unpadded (batch-invariant kernels)"
+
+
+def forward(
+    model: torch.nn.Module, cache: SinkWindowCache, token_ids: list[int], min_rows: int = 1
+) -> torch.Tensor:
     """Run `token_ids` at the cache's next positions; return the last position's logits `[V]`."""
-    logits = _forward_logits(model, cache, token_ids)
+    if _direct(model):
+        logits = _forward_rows(model, [cache], [token_ids], min_rows, split_rows=False)[0]
+    else:
+        logits = _forward_logits(model, cache, token_ids)
     cache.end_forward(len(token_ids))
     return logits
+
+
+def _direct(model: torch.nn.Module) -> bool:
+    return getattr(model.config, "model_type", "") in _DIRECT_LAYER_TYPES
 
 
 def _forward_logits(
     model: torch.nn.Module, cache: SinkWindowCache, token_ids: list[int]
 ) -> torch.Tensor:
-    """One session's forward up to the logits; the caller ends it (`cache.end_forward`)."""
-    position_ids, mask = cache.begin_forward(len(token_ids))  # [1, n], [1, 1, n, used] or None
+    """One session's forward through `model(...)`; the caller ends it (`cache.end_forward`)."""
+    position_ids, mask = cache.begin_forward(len(token_ids))  # [1, n], [1, 1, n, used]
     input_ids = torch.tensor([token_ids], dtype=torch.long, device=position_ids.device)  # [1, n]
-    if getattr(model.config, "model_type", "") in _DIRECT_LAYER_TYPES:
-        return forward_layers(model, input_ids, position_ids, mask, cache)
     out = model(
         input_ids=input_ids,
         attention_mask=mask,
@@ -55,36 +88,6 @@ def _forward_logits(
         logits_to_keep=1,
     )
     return out.logits[0, -1]
-
-
-def forward_layers(
-    model: torch.nn.Module,
-    input_ids: torch.Tensor,
-    position_ids: torch.Tensor,
-    mask: torch.Tensor | None,
-    cache: SinkWindowCache,
-) -> torch.Tensor:
-    """The model's own modules in the model's own order, minus its wrappers.
-
-    On a small model the per-call machinery of `model(...)` (input checks, mask
-    preparation, output records) costs as much as the layers; calling the layers
-    directly gives bit-identical logits (tested) and only the last position reaches
-    the final norm and the LM head (both act per position). Returns logits `[V]`.
-    """
-    inner: Any = model.model
-    hidden = inner.embed_tokens(input_ids)  # [1, n, hidden]
-    rotary = inner.rotary_emb(hidden, position_ids)
-    for layer in inner.layers:
-        hidden = layer(
-            hidden,
-            attention_mask=mask,
-            position_ids=position_ids,
-            cache=cache,
-            use_cache=True,
-            position_embeddings=rotary,
-        )
-    head: Any = model.lm_head
-    return head(inner.norm(hidden[:, -1:]))[0, -1]
 
 
 def prefill_chunks(start: int, token_ids: list[int], chunk: int) -> list[list[int]]:
@@ -100,25 +103,30 @@ def prefill_chunks(start: int, token_ids: list[int], chunk: int) -> list[list[in
 
 
 def prefill(
-    model: torch.nn.Module, cache: SinkWindowCache, token_ids: list[int], chunk: int
+    model: torch.nn.Module,
+    cache: SinkWindowCache,
+    token_ids: list[int],
+    chunk: int,
+    min_rows: int = 1,
 ) -> torch.Tensor:
     """Forward all pending tokens in position-aligned chunks; return the last logits `[V]`."""
     pieces = prefill_chunks(cache.next_position, token_ids, chunk)
     if not pieces:
         raise ValueError("prefill needs at least one token")
     for piece in pieces:
-        logits = forward(model, cache, piece)
+        logits = forward(model, cache, piece, min_rows)
     return logits
 
 
-def decode_one_token(model: torch.nn.Module, cache: SinkWindowCache, token_id: int) -> torch.Tensor:
-    return forward(model, cache, [token_id])
-
-
 def decode_step(
-    model: torch.nn.Module, caches: Sequence[SinkWindowCache], token_ids: Sequence[int], lanes: int
+    model: torch.nn.Module,
+    caches: Sequence[SinkWindowCache],
+    token_ids: Sequence[int],
+    lanes: int,
+    split_rows: bool = False,
 ) -> tuple[torch.Tensor, list[InvariantViolation | None]]:
-    """Forward `token_ids[i]` at the next position of `caches[i]`, all in one batch of `lanes`.
+    """Forward `token_ids[i]` at the next position of `caches[i]`, all in one batch of `lanes`
+    rows (padding beyond the sessions); `split_rows`: each linear one row at a time.
 
     Returns:
         Logits `[n, V]` (row i for session i) and, per session, the invariant violation its
@@ -131,35 +139,83 @@ def decode_step(
     count = len(caches)
     if not 0 < count <= lanes:
         raise ValueError(f"{count} sessions for {lanes} lanes")
-    if getattr(model.config, "model_type", "") in _DIRECT_LAYER_TYPES:
-        logits = _batched_layers(model, caches, token_ids, lanes)
+    if _direct(model):
+        logits = _forward_rows(model, caches, [[t] for t in token_ids], lanes, split_rows)
     else:  # unknown layer layout: one forward per session (still invariant, not batched)
         pairs = zip(caches, token_ids, strict=True)
         logits = torch.stack([_forward_logits(model, cache, [token]) for cache, token in pairs])
     return logits, [_end_forward(cache) for cache in caches]
 
 
-def _batched_layers(
-    model: torch.nn.Module, caches: Sequence[SinkWindowCache], token_ids: Sequence[int], lanes: int
+Linear = Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]
+
+
+def _whole(linear: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return cast(torch.Tensor, linear(x))
+
+
+def _row_by_row(linear: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`[R, 1, in]` one row per call: each row runs the one-row kernel wherever it sits."""
+    return torch.cat([linear(x[i : i + 1]) for i in range(x.shape[0])])
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One query row: its session (index into the forward's caches) and the keys it sees."""
+
+    segment: int
+    span: int  # leading slots it attends over
+    mask: torch.Tensor  # [1, 1, 1, span] booleans
+
+
+def _forward_rows(
+    model: torch.nn.Module,
+    caches: Sequence[SinkWindowCache],
+    token_lists: Sequence[Sequence[int]],
+    min_rows: int,
+    split_rows: bool,
 ) -> torch.Tensor:
-    """The model's own modules on `[lanes, 1]` inputs; attention runs per session."""
-    count = len(caches)
+    """The model's own modules on `[lanes, 1]` rows, session after session; returns the
+    logits of each session's last row `[sessions, V]`. The caller ends each cache's forward."""
     inner: Any = model.model
-    plans = [cache.begin_forward(1) for cache in caches]  # ([1, 1] positions, mask or None)
+    plans = [c.begin_forward(len(t)) for c, t in zip(caches, token_lists, strict=True)]
+    count = sum(len(t) for t in token_lists)
+    lanes = max(count, min_rows)
     device = plans[0][0].device
     position_ids = torch.zeros((lanes, 1), dtype=torch.long, device=device)  # [L, 1]
-    position_ids[:count] = torch.cat([positions for positions, _ in plans])
+    position_ids[:count, 0] = torch.cat([positions[0] for positions, _ in plans])
     input_ids = torch.zeros((lanes, 1), dtype=torch.long, device=device)  # [L, 1]; pads: id 0
-    input_ids[:count, 0] = torch.tensor(list(token_ids), dtype=torch.long, device=device)
+    flat = [t for tokens in token_lists for t in tokens]
+    input_ids[:count, 0] = torch.tensor(flat, dtype=torch.long, device=device)
+    rows = _query_rows(caches, plans)
+    linear = _row_by_row if split_rows else _whole
     hidden = inner.embed_tokens(input_ids)  # [L, 1, hidden]
     rotary = inner.rotary_emb(hidden, position_ids)  # cos, sin: [L, 1, head_dim]
-    masks = [mask for _, mask in plans]
     for layer in inner.layers:
-        attended = _attention(layer.self_attn, layer.input_layernorm(hidden), rotary, caches, masks)
-        hidden = hidden + attended
-        hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        normed = layer.input_layernorm(hidden)
+        hidden = hidden + _attention(layer.self_attn, normed, rotary, caches, plans, rows, linear)
+        hidden = hidden + _mlp(layer.mlp, layer.post_attention_layernorm(hidden), linear)
+    ends = list(itertools.accumulate(len(t) for t in token_lists))
+    last = [end - 1 for end in ends]
+    last += [last[-1]] * (min_rows - len(last))  # the head too runs at least min_rows rows
     head: Any = model.lm_head
-    return head(inner.norm(hidden))[:count, -1]  # [n, V]
+    return linear(head, inner.norm(hidden[last]))[: len(caches), -1]  # [sessions, V]
+
+
+def _query_rows(
+    caches: Sequence[SinkWindowCache], plans: Sequence[tuple[torch.Tensor, torch.Tensor]]
+) -> list[_Row]:
+    rows = []
+    for segment, (cache, (positions, mask)) in enumerate(zip(caches, plans, strict=True)):
+        for i, position in enumerate(positions[0].tolist()):
+            span = cache.attend_slots(position)
+            rows.append(_Row(segment, span, mask[:, :, i : i + 1, :span].contiguous()))
+    return rows
+
+
+def _mlp(mlp: Any, x: torch.Tensor, linear: Linear) -> torch.Tensor:
+    """The gated MLP of the llama family, as its module computes it."""
+    return linear(mlp.down_proj, mlp.act_fn(linear(mlp.gate_proj, x)) * linear(mlp.up_proj, x))
 
 
 def _attention(
@@ -167,30 +223,44 @@ def _attention(
     hidden: torch.Tensor,
     rotary: tuple[torch.Tensor, torch.Tensor],
     caches: Sequence[SinkWindowCache],
-    masks: Sequence[torch.Tensor | None],
+    plans: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    rows: Sequence[_Row],
+    linear: Linear,
 ) -> torch.Tensor:
-    """Projections for all lanes at once; each session attends over its own cache alone."""
+    """Projections for all rows at once; each row attends alone over its own session's keys."""
     lanes = hidden.shape[0]
     shape = (lanes, 1, -1, attn.head_dim)
-    query = _project(attn, "q", hidden, shape)  # [L, heads, 1, head_dim]
-    key = _project(attn, "k", hidden, shape)  # [L, kv_heads, 1, head_dim]
-    value = attn.v_proj(hidden).view(shape).transpose(1, 2)  # [L, kv_heads, 1, head_dim]
+    query = _project(attn, "q", hidden, shape, linear)  # [L, heads, 1, head_dim]
+    key = _project(attn, "k", hidden, shape, linear)  # [L, kv_heads, 1, head_dim]
+    value = linear(attn.v_proj, hidden).view(shape).transpose(1, 2)  # [L, kv_heads, 1, head_dim]
     query, key = _rope_for(attn)(query, key, *rotary)
     attend = _one_query_attention(attn)
-    rows = []
-    for i, cache in enumerate(caches):
-        layer = cache.slot_layers[attn.layer_idx]
-        keys, values = layer.update(key[i : i + 1], value[i : i + 1])
-        rows.append(attend(query[i : i + 1], keys, values, masks[i]))  # [1, 1, heads, head_dim]
-    out = torch.cat(rows)
-    if lanes > len(rows):  # padding lanes attend to nothing
-        out = torch.cat([out, out.new_zeros((lanes - len(rows), *out.shape[1:]))])
-    return attn.o_proj(out.reshape(lanes, 1, -1))  # [L, 1, hidden]
+    buffers = []
+    start = 0
+    for cache, (positions, _) in zip(caches, plans, strict=True):
+        n = positions.shape[1]
+        layer = cache.slot_layers[attn.layer_idx]  # [n, H, 1, D] -> [1, H, n, D]
+        layer.update(
+            key[start : start + n].transpose(0, 2), value[start : start + n].transpose(0, 2)
+        )
+        buffers.append(layer.buffers())
+        start += n
+    out = []
+    for i, row in enumerate(rows):
+        keys, values = buffers[row.segment]
+        span = row.span
+        out.append(attend(query[i : i + 1], keys[:, :, :span], values[:, :, :span], row.mask))
+    if lanes > len(out):  # padding rows attend to nothing
+        out.append(out[0].new_zeros((lanes - len(out), *out[0].shape[1:])))
+    attended = torch.cat(out)  # [L, 1, heads, head_dim]
+    return linear(attn.o_proj, attended.reshape(lanes, 1, -1))  # [L, 1, hidden]
 
 
-def _project(attn: Any, which: str, hidden: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+def _project(
+    attn: Any, which: str, hidden: torch.Tensor, shape: tuple[int, ...], linear: Linear
+) -> torch.Tensor:
     """q or k projection, with the per-head norm where the family has one (Qwen3)."""
-    states = getattr(attn, f"{which}_proj")(hidden).view(shape)
+    states = linear(getattr(attn, f"{which}_proj"), hidden).view(shape)
     norm = getattr(attn, f"{which}_norm", None)
     return (norm(states) if norm is not None else states).transpose(1, 2)
 
@@ -250,33 +320,6 @@ def _sdpa_one_query(
         query, keys, values, attn_mask=mask, dropout_p=0.0, scale=scale, is_causal=False, **gqa
     )
     return out.reshape(out.shape[0], -1, 1, values.shape[-1]).transpose(1, 2).contiguous()
-
-
-def rows_batch_invariant(model: torch.nn.Module, max_rows: int) -> bool:
-    """Whether every matrix product of the model gives each row the same bits at any batch
-    size from 1 to `max_rows`, on the model's device and dtype.
-
-    Kernel libraries may pick another kernel, blocking or reduction order for another
-    number of rows (float32 here; most GPU libraries): then a decode step must run a fixed
-    number of lanes. Where they do not, a step runs exactly its sessions' rows. Kernel
-    choice depends on shapes, not values, so each distinct shape is tried with random rows
-    at every batch size, laid out as the decode step lays them out (`[rows, 1, features]`).
-    """
-    linears = {
-        (m.in_features, m.out_features): m
-        for m in model.modules()
-        if isinstance(m, torch.nn.Linear)
-    }
-    with torch.inference_mode():
-        return all(_linear_rows_invariant(linear, max_rows) for linear in linears.values())
-
-
-def _linear_rows_invariant(linear: torch.nn.Linear, max_rows: int) -> bool:
-    weight = linear.weight
-    x = torch.randn((max_rows, 1, linear.in_features), generator=torch.Generator().manual_seed(0))
-    x = x.to(device=weight.device, dtype=weight.dtype)  # [rows, 1, in]
-    alone = torch.cat([linear(x[i : i + 1]) for i in range(max_rows)])
-    return all(torch.equal(linear(x[:rows]), alone[:rows]) for rows in range(2, max_rows + 1))
 
 
 def _end_forward(cache: SinkWindowCache) -> InvariantViolation | None:

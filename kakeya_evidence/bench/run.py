@@ -66,6 +66,13 @@ class BenchConfig:
     model: str = field(default=DEFAULT_MODEL_ID, metadata={"help": "model id in the HF cache"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
     dtype: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16"})
+    weights: str = field(
+        default="native",
+        metadata={
+            "help": "native|int8: the runtime's weights (int8: the HF rows use them too)",
+            "choices": ("native", "int8"),
+        },
+    )
     output: str = field(default=DEFAULT_OUTPUT_DIR, metadata={"help": "directory for bench.json"})
     turns: int = field(default=40, metadata={"help": "long-session turns T"})
     append_tokens: int = field(
@@ -192,7 +199,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
 
     validate_config(config)
     started = time.perf_counter()
-    loaded = load_model(ModelConfig(config.model, config.device, config.dtype))
+    loaded = load_model(ModelConfig(config.model, config.device, config.dtype, config.weights))
     rng = random.Random(config.seed)
     prompt = random_tokens(rng, config.prompt_tokens, loaded.vocab_size)
     turns = [
@@ -243,7 +250,7 @@ def _engines(loaded: Any, config: BenchConfig) -> Iterator[dict[str, Any]]:
     from inference_engine.engine import Engine
 
     cache = CacheConfig(config.sink_tokens, config.window_tokens, config.prefill_chunk_tokens)
-    model = ModelConfig(config.model, config.device, config.dtype)
+    model = ModelConfig(config.model, config.device, config.dtype, config.weights)
 
     def build(padding: LanePadding) -> Any:
         scheduler = SchedulerConfig(
@@ -389,6 +396,7 @@ def _meta(loaded: Any, config: BenchConfig, wall_s: float) -> dict[str, Any]:
         "revision": loaded.revision,
         "device": str(loaded.device),
         "dtype": dtype_name(loaded.dtype),
+        "weights": config.weights,
         "host": host_facts(loaded.device),
         "config": settings,
         "wall_s": wall_s,

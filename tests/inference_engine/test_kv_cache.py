@@ -119,11 +119,10 @@ def test_inv2_breaks_when_positions_go_backwards(model):
     assert raised.value.kind == "inv2"
 
 
-def test_direct_layer_forward_is_bit_identical_to_the_model_call(model):
-    """The fast path skips the model's wrappers, not its math."""
-    from inference_engine.session.generator import forward_layers
-
-    via_model, direct = new_cache(model), new_cache(model)
+def test_the_row_forward_computes_what_the_model_call_computes(model):
+    """The row path skips the model's wrappers, not its math: a chunk (each row attending
+    alone) agrees to rounding (test_decode_step: one token on equal caches, to the bit)."""
+    via_model, direct = new_cache(model, chunk=20), new_cache(model, chunk=20)
     with torch.inference_mode():
         for ids in (TOKENS[:20], [5], [7, 8, 9], [11]):
             position_ids, mask = via_model.begin_forward(len(ids))
@@ -136,7 +135,20 @@ def test_direct_layer_forward_is_bit_identical_to_the_model_call(model):
                 logits_to_keep=1,
             ).logits[0, -1]
             via_model.end_forward(len(ids))
-            position_ids, mask = direct.begin_forward(len(ids))
-            got = forward_layers(model, torch.tensor([ids]), position_ids, mask, direct)
-            direct.end_forward(len(ids))
-            assert torch.equal(got, expected)
+            got = forward(model, direct, ids)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_query_sees_the_same_slots_whatever_the_chunking(model):
+    """Slots are a function of the position (sink in order, then a ring), so every chunking
+    lays the keys out alike and a query attends over the same leading slots."""
+    one, other = new_cache(model), new_cache(model)
+    with torch.inference_mode():
+        for cache, sizes in ((one, [1] * 41), (other, [8, 3, 8, 8, 5, 9])):
+            offset = 0
+            for size in sizes:
+                prefill(model, cache, TOKENS[offset : offset + size], chunk=8)
+                offset += size
+            assert cache.cached_tokens == SINK + WINDOW - 1
+    assert one.slot_positions.tolist() == other.slot_positions.tolist()
+    assert [one.attend_slots(p) for p in range(41)] == [other.attend_slots(p) for p in range(41)]

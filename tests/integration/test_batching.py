@@ -61,10 +61,11 @@ def record_turns(engine) -> list[tuple[str, int]]:
 def test_tokens_alone_amid_seven_others_and_joining_late_are_identical(
     make_engine, float32, padding
 ):
-    """float32 is the strict case: one row and eight rows round differently on this CPU, so
-    the engine pads every step to its lanes there ("auto" finds that out; "always" pads
-    anyway); in bfloat16 the products here are batch-invariant and "auto" runs unpadded.
-    Either way the session's logits, and so its tokens, do not change."""
+    """float32 is the strict case: a row rounds differently with another row count and at
+    another place on this CPU, so the engine runs each decode linear one row at a time
+    there ("auto" finds that out by running the real step; "always" also pads to the
+    lanes); the tiny model's bfloat16 products are batch-invariant and "auto" runs
+    unpadded. Either way the session's logits, and so its tokens, do not change."""
     engine = make_engine(max_concurrent=LANES, float32=float32, window=40, lane_padding=padding)
     prompts = [history(70 + i, 17 + 5 * i, engine.vocab_size) for i in range(LANES)]
     turns = record_turns(engine)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+import torch
 
 from inference_engine.config import WhenFull
 from inference_engine.errors import (
@@ -83,6 +84,7 @@ HISTORIES = [(11, 30), (12, 75), (13, 150)]  # S + W = 64 in the default test en
 
 @pytest.mark.parametrize("seed,length", HISTORIES, ids=[f"len{n}" for _, n in HISTORIES])
 def test_greedy_output_is_identical_for_every_chunking(make_engine, seed, length):
+    """In the served dtype (bfloat16 here): one append, N appends of one, uneven appends."""
     engine = make_engine()
     tokens = history(seed, length, engine.vocab_size)
     rng = random.Random(seed)
@@ -90,14 +92,18 @@ def test_greedy_output_is_identical_for_every_chunking(make_engine, seed, length
     while left:
         uneven.append(min(left, rng.randint(1, 23)))
         left -= uneven[-1]
-    outputs = {}
+    outputs, logits = {}, {}
     for name, sizes in {"1xN": [length], "Nx1": [1] * length, "uneven": uneven}.items():
         sid = engine.create_session().session_id
         for piece in chunk(tokens, sizes):
             engine.append(sid, piece)
         outputs[name], _ = generate(engine, sid, max_tokens=12)
+        logits[name] = engine.coordinator.store.get(sid).state.last_logits
         engine.close(sid)
     assert outputs["1xN"] == outputs["Nx1"] == outputs["uneven"]
+    if engine.coordinator.step.chunk_invariant:  # the served dtype here: to the bit
+        assert torch.equal(logits["1xN"], logits["Nx1"])
+        assert torch.equal(logits["1xN"], logits["uneven"])
 
 
 def test_prefill_chunk_size_does_not_change_greedy_output_across_the_bound(make_engine):
@@ -114,19 +120,31 @@ def test_prefill_chunk_size_does_not_change_greedy_output_across_the_bound(make_
     assert outputs[0] == outputs[1] == outputs[2]
 
 
-def test_history_grown_by_turns_equals_the_same_history_appended_at_once(make_engine):
-    """Turn boundaries change which forwards run, not what each query sees (float32)."""
-    engine = make_engine(float32=True)
-    turns = [history(60 + i, 17, engine.vocab_size) for i in range(5)]
+@pytest.mark.parametrize("float32", [False, True], ids=["served-dtype", "float32"])
+def test_history_grown_by_turns_equals_the_same_history_appended_at_once(make_engine, float32):
+    """Turn boundaries change which forwards run, not what each query sees: in the dtype the
+    server picks (bfloat16 on this CPU) the same greedy tokens and the same logits bits as
+    one append of the whole history (a 152-token history in 4 turns, past S + W = 64)."""
+    engine = make_engine(float32=float32)
+    turns = [history(60 + i, 33, engine.vocab_size) for i in range(4)]
     grown = engine.create_session().session_id
-    for turn in turns[:-1]:
+    for turn in turns:
         engine.append(grown, turn)
         generate(engine, grown, max_tokens=5)
-    engine.append(grown, turns[-1])
     whole = engine.create_session().session_id
     engine.append(whole, engine.coordinator.store.get(grown).history)
-    assert engine.info(whole).history_tokens == 5 * 17 + 4 * 5 > 64
+    assert engine.info(whole).history_tokens == 4 * (33 + 5) == 152
     assert generate(engine, grown, max_tokens=12)[0] == generate(engine, whole, max_tokens=12)[0]
+    if engine.coordinator.step.chunk_invariant:
+        logits = [engine.coordinator.store.get(s).state.last_logits for s in (grown, whole)]
+        assert torch.equal(*logits)
+
+
+def test_the_served_dtype_promises_chunking_invariance_here(engine):
+    """The default dtype on this machine is one whose forwards the probe found chunking-
+    and batch-invariant to the bit (float32 here is only to rounding, and says so)."""
+    step = engine.coordinator.step
+    assert step.batch_invariant and step.chunk_invariant, step.describe()
 
 
 # -- bounded memory --------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The batched decode step on a small real Qwen3 built in memory (float32, seeded).
 
-float32 is the strict case: on this CPU a matrix product of one row and one of several rows
-round differently, so only fixed lanes make a session's logits independent of the batch.
+float32 is the strict case: on this CPU a matrix product rounds a row differently with
+another number of rows and at another place among them, so the step runs each linear one
+row at a time there (what the start-up probe picks, tested below).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from transformers import Qwen3ForCausalLM
 
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.session.generator import (
+    StepShape,
+    _forward_logits,
     decode_step,
     forward,
     prefill,
-    rows_batch_invariant,
 )
+from inference_engine.session.step_shape import choose_step_shape, probe_shape
 
 SINK, WINDOW, CHUNK, LANES = 3, 12, 8, 6
 PROMPTS = [[(5 * i + 7 * k + 1) % 89 for k in range(9 + 4 * i)] for i in range(LANES)]
@@ -43,6 +46,7 @@ def run(
     steps: int,
     join_at: dict[int, int] | None = None,
     lanes: int | None = LANES,
+    split_rows: bool = True,
 ):
     """Greedy-decode the sessions in `order` together; `join_at[s]`: the step s joins at.
     Returns each session's logits per step (the step's row for that session)."""
@@ -55,7 +59,8 @@ def run(
             active = [s for s in order if join_at.get(s, 0) <= step]
             caches = [state[s][0] for s in active]
             width = lanes or len(active)  # None: exactly the active rows, unpadded
-            logits, faults = decode_step(model, caches, [tokens[s] for s in active], width)
+            step_tokens = [tokens[s] for s in active]
+            logits, faults = decode_step(model, caches, step_tokens, width, split_rows)
             assert faults == [None] * len(active)
             for s, row in zip(active, logits, strict=True):
                 rows[s].append(row.clone())
@@ -90,7 +95,7 @@ def test_an_invariant_fault_is_reported_for_its_session_only(model):
     reference = run(model, [0], 1)[0][0]
     bad.layers[0].writes += 1  # corrupt: INV-1 fails after this forward
     with torch.inference_mode():
-        logits, faults = decode_step(model, [good, bad], [first_good, first_bad], LANES)
+        logits, faults = decode_step(model, [good, bad], [first_good, first_bad], LANES, True)
     assert faults[0] is None and faults[1] is not None and faults[1].kind == "inv1"
     assert torch.equal(logits[0], reference)
 
@@ -104,14 +109,15 @@ def test_more_sessions_than_lanes_is_refused(model):
 def test_one_lane_step_is_bit_identical_to_the_models_own_one_token_forward(model):
     """With one lane the step runs the same kernels as the model's layers on one token, so
     its own attention call (transformers' sdpa path without the per-call checks) and the
-    batched plumbing change nothing: the logits are equal to the last bit."""
+    batched plumbing change nothing: the logits equal `model(...)`'s to the last bit."""
     steps = []
     (cache, first), (twin, _) = prefilled(model, 3), prefilled(model, 3)
     token = first
     with torch.inference_mode():
         for _ in range(SINK + WINDOW + 2):  # past S + W: a mask with free slots, then none
             logits, _ = decode_step(model, [cache], [token], 1)
-            expected = forward(model, twin, [token])
+            expected = _forward_logits(model, twin, [token])
+            twin.end_forward(1)
             steps.append(torch.equal(logits[0], expected))
             token = int(expected.argmax())
     assert all(steps), steps
@@ -143,26 +149,79 @@ class _CountsItsRows(torch.nn.Linear):
         return super().forward(x) + 1e-3 * x.shape[0]
 
 
-class _RowByRow(torch.nn.Linear):
-    """A matrix product computed one row at a time: invariant by construction."""
+class _OneRowDiffers(torch.nn.Linear):
+    """A matrix product that rounds one row alone another way (bfloat16 here, K >= 2048)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([super(_RowByRow, self).forward(x[i : i + 1]) for i in range(len(x))])
+        return super().forward(x) + (1e-3 if x.shape[0] == 1 else 0.0)
 
 
-@pytest.mark.parametrize("linear,invariant", [(_CountsItsRows, False), (_RowByRow, True)])
-def test_the_batch_invariance_check_sees_a_row_that_depends_on_the_batch(linear, invariant):
-    torch.manual_seed(2)
-    model = torch.nn.Sequential(linear(16, 8), linear(8, 4))
-    assert rows_batch_invariant(model, max_rows=6) is invariant
+def with_linear(model: Qwen3ForCausalLM, kind: type[torch.nn.Linear]) -> Qwen3ForCausalLM:
+    """A copy of `model` whose first layer's o_proj computes as `kind` does."""
+    twin = copy.deepcopy(model)
+    attn = twin.model.layers[0].self_attn
+    proj = kind(attn.o_proj.in_features, attn.o_proj.out_features, bias=False)
+    proj.load_state_dict(attn.o_proj.state_dict())
+    attn.o_proj = proj
+    return twin
 
 
-def test_a_batch_of_exactly_its_rows_is_invariant_where_the_check_says_so(model):
-    """Where the kernels pass the check, steps run unpadded: a session's logits alone and
-    amid others are still the same bits (and where they fail it, the engine pads)."""
-    bf16 = copy.deepcopy(model).to(torch.bfloat16)  # float32 here depends on the batch size
-    if not rows_batch_invariant(bf16, max_rows=LANES):
-        pytest.skip("this device's bfloat16 products depend on the batch size: steps pad")
-    alone = run(bf16, [0], 6, lanes=None)[0]
-    crowd = run(bf16, [3, 1, 0, 5], 6, lanes=None)[0]
+@pytest.mark.parametrize(
+    "kind,expected",
+    [
+        (_OneRowDiffers, StepShape(min_rows=2)),
+        (_CountsItsRows, StepShape(split_rows=True)),
+    ],
+    ids=["one-row-kernel", "row-count-kernel"],
+)
+def test_the_start_up_probe_runs_the_real_step_and_picks_the_cheapest_invariant_shape(
+    model, kind, expected
+):
+    """The probe sees a row that depends on its batch through the whole step, and picks the
+    first shape that removes it: two rows at least, or one row per linear."""
+    bf16 = with_linear(model, kind).to(torch.bfloat16)
+    assert probe_shape(bf16, LANES, StepShape()) == (False, False)
+    choice = choose_step_shape(bf16, LANES)
+    assert choice.shape == expected
+    assert choice.batch_invariant
+
+
+def test_float32_here_runs_one_row_per_linear_and_stays_batch_invariant(model):
+    """float32 here: the probe finds every batched shape row-dependent; one row per linear
+    keeps batch invariance (chunking invariance then holds to rounding only)."""
+    choice = choose_step_shape(model, LANES)
+    if choice.shape != StepShape(split_rows=True):
+        pytest.skip(f"this device's float32 products are row-invariant: {choice.describe()}")
+    assert choice.batch_invariant
+
+
+def test_the_chosen_shape_keeps_bfloat16_logits_alone_and_amid_others_bit_identical(model):
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    shape = choose_step_shape(bf16, LANES).shape
+    width = None if shape.min_rows == 1 else max(shape.min_rows, 1)
+    alone = run(bf16, [0], 6, lanes=width and max(width, 1), split_rows=shape.split_rows)[0]
+    crowd = run(bf16, [3, 1, 0, 5], 6, lanes=width and max(width, 4), split_rows=shape.split_rows)[
+        0
+    ]
     assert all(torch.equal(a, b) for a, b in zip(alone, crowd, strict=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_half_precision_prefill_gives_one_shot_bits_for_every_chunking(model, dtype):
+    """INV-3 in the half-precision dtypes a server may serve: with the shape the probe picks,
+    one-shot, token-by-token and uneven prefills (across S + W) end on the same bits."""
+    half = copy.deepcopy(model).to(dtype)
+    choice = choose_step_shape(half, LANES)
+    assert choice.batch_invariant and choice.chunk_invariant, choice.describe()
+    tokens = [(3 * i + 2) % 89 for i in range(30)]
+    results = []
+    with torch.inference_mode():
+        for sizes in ([30], [1] * 30, [5, 1, 12, 3, 9]):
+            cache = SinkWindowCache(CacheShape.of(half), SINK, WINDOW, CHUNK)
+            offset = 0
+            for size in sizes:
+                piece = tokens[offset : offset + size]
+                logits = prefill(half, cache, piece, CHUNK, choice.shape.min_rows)
+                offset += size
+            results.append(logits)
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
