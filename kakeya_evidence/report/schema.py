@@ -93,6 +93,7 @@ class Phase:
     when: str
     category: str
     message: str = ""
+    label: str = ""  # a conftest's own word for it (pytest_report_teststatus), if any
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,9 @@ class TestRow:
             "rerun_outcomes": list(self.rerun_outcomes),
         }
         if self.phases:
-            data["phases"] = [vars(p) for p in self.phases]
+            data["phases"] = [
+                {k: v for k, v in vars(p).items() if v or k != "label"} for p in self.phases
+            ]
         if self.device:
             data["device"] = self.device
         if outputs:
@@ -241,4 +244,9 @@ def _line(value: Any) -> int | None:
 
 
 def _phase(data: dict[str, Any]) -> Phase:
-    return Phase(_text(data.get("when")), _text(data.get("category")), _text(data.get("message")))
+    return Phase(
+        _text(data.get("when")),
+        _text(data.get("category")),
+        _text(data.get("message")),
+        _text(data.get("label")),
+    )

@@ -221,6 +221,9 @@ def _read_run(
     record = parse_record(record_path)
     results = fold_record(record)
     status, reason = _classify(returncode, timed_out, record, results, tail)
+    if record.exited and status not in ("crashed", "timeout"):
+        status, reason = "failed", _exited_reason(record.exited, returncode)
+        results = _mark_running(results, record, reason, "", "")
     if status in ("crashed", "timeout"):
         results = _mark_running(results, record, f"{status}: {reason}", tail, stacks)
     ran = {r.nodeid for r in results}
@@ -264,6 +267,14 @@ def _classify(
     if returncode == 5 or (returncode == 2 and not results):
         return "failed", f"no tests were collected (pytest exit code {returncode})"
     return "ok", ""
+
+
+def _exited_reason(exited: dict[str, object], returncode: int | None) -> str:
+    """pytest.exit() (or Ctrl-C inside pytest) ended the session early: not a pass."""
+    where = f" in {exited['nodeid']}" if exited.get("nodeid") else ""
+    if exited.get("kind") == "interrupt":
+        return f"pytest was interrupted (KeyboardInterrupt){where}; exit code {returncode}"
+    return f"exited: pytest.exit(){where}: {exited.get('reason')} (exit code {returncode})"
 
 
 def _not_run_reason(status: str, reason: str, returncode: int | None) -> str:
