@@ -278,8 +278,7 @@ def _parameters(name: str, config: RunConfig, out: Path) -> dict[str, Any]:
             "model": config.model,
             "device": config.device,
             "dtype": config.dtype,
-            "tests": str(Path(config.tests.split("::", 1)[0]).resolve())
-            + ("::" + config.tests.split("::", 1)[1] if "::" in config.tests else ""),
+            "tests": _as_given(config.tests),
             "pytest_args": config.pytest_args,
             "test_timeout_s": config.test_timeout_s,
             "stage_timeout_s": config.stage_timeout_s,
@@ -364,6 +363,13 @@ def _clear_stage_files(out: Path) -> None:
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _as_given(tests: str) -> str:
+    """The tests path made absolute without resolving symlinks (pytest must see the
+    folder the user named, with the ini and conftest.py above it)."""
+    path, sep, rest = tests.partition("::")
+    return os.path.abspath(path) + sep + rest
 
 
 def _absolute(path: str) -> str:

@@ -4,7 +4,7 @@ Loaded with ``-p kakeya_evidence.stages.pytest_plugin``; it writes to the file n
 ``KAKEYA_EVIDENCE_RECORD`` (nothing when unset). Each event is flushed as it happens, so
 a killed process leaves everything up to its last moment:
 
-    session_started  pid, rootdir, inifile, cwd, args, t
+    session_started  pid, rootdir, inifile, cwd, args, added, t
     collected        nodeids (after any deselection)
     started          nodeid, t                  (a test began; no ``finished`` = running)
     report           nodeid, when, outcome, category (pytest's own, from
@@ -23,6 +23,9 @@ conftest's own word, "knownfail", included), its outcome pytest's own.
 
 ``SIGUSR1`` dumps every thread's stack to ``KAKEYA_EVIDENCE_STACKS`` (the watchdog sends
 it before killing a hang).
+``KAKEYA_EVIDENCE_TIMEOUT`` (seconds) and ``KAKEYA_EVIDENCE_CACHE_DIR`` are the pipeline's
+per-test timeout and cache folder, applied only where the suite configured neither
+(``timeout`` / ``cache_dir`` in its ini file or on the command line); ``added`` says which.
 ``KAKEYA_EVIDENCE_SHARD=K/N`` keeps every N-th collected test starting at the K-th; a
 collection error or module-level skip is recorded in one shard only (chosen by a hash of
 its node id), so the shards' counts add up to the whole suite's. Under pytest-xdist the
@@ -49,6 +52,8 @@ from kakeya_evidence.stages.textsafe import clip_end, first_line
 RECORD_ENV = "KAKEYA_EVIDENCE_RECORD"
 STACKS_ENV = "KAKEYA_EVIDENCE_STACKS"
 SHARD_ENV = "KAKEYA_EVIDENCE_SHARD"
+TIMEOUT_ENV = "KAKEYA_EVIDENCE_TIMEOUT"  # per-test timeout, unless the suite sets one
+CACHE_ENV = "KAKEYA_EVIDENCE_CACHE_DIR"  # pytest's cache, unless the suite sets cache_dir
 
 _state: dict[str, Any] = {
     "fd": None,
@@ -103,8 +108,10 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-timeout and the cache read the settings
 def pytest_configure(config: pytest.Config) -> None:
     _state["config"] = config
+    added = _add_defaults(config)
     stacks = os.environ.get(STACKS_ENV)
     if stacks and hasattr(signal, "SIGUSR1"):
         if _is_worker(config):
@@ -123,9 +130,31 @@ def pytest_configure(config: pytest.Config) -> None:
             "inifile": str(config.inipath or ""),
             "cwd": str(config.invocation_params.dir),
             "args": [str(a) for a in config.invocation_params.args],
+            "added": added,
             "t": _now(),
         }
     )
+
+
+def _add_defaults(config: pytest.Config) -> list[str]:
+    """The pipeline's defaults, each only where the suite configured nothing itself.
+
+    Returns:
+        What was added, as the command-line option a person would have typed.
+    """
+    ini = getattr(config, "_inicfg", None) or getattr(config, "inicfg", None) or {}
+    added = []
+    timeout = os.environ.get(TIMEOUT_ENV)
+    if timeout and config.pluginmanager.hasplugin("timeout"):
+        own = config.getoption("timeout", None) is not None or "timeout" in ini
+        if not own and not os.environ.get("PYTEST_TIMEOUT"):
+            config.option.timeout = float(timeout)
+            added.append(f"--timeout={timeout}")
+    cache = os.environ.get(CACHE_ENV)
+    if cache and "cache_dir" not in ini:
+        config._inicache["cache_dir"] = cache  # read once, by the cache plugin's configure
+        added.append(f"-o cache_dir={cache}")
+    return added
 
 
 @pytest.hookimpl(trylast=True)

@@ -62,6 +62,7 @@ class Record:
         rootdir: The rootdir pytest chose.
         cwd: pytest's invocation directory.
         started_t: Epoch seconds when the session started (the suite clock's zero).
+        added: The options the pipeline added because the suite had not set them.
         exited: How pytest.exit() or Ctrl-C ended the session ({kind, reason, returncode,
             nodeid}), else None.
     """
@@ -75,6 +76,7 @@ class Record:
     cwd: str = ""
     started_t: float | None = None
     exited: dict[str, Any] | None = None
+    added: list[str] = field(default_factory=list)
 
 
 def parse_record(path: Path) -> Record:
@@ -119,6 +121,7 @@ def parse_record(path: Path) -> Record:
         cwd=safe_text(session.get("cwd")),
         started_t=_number(session.get("t"), float),
         exited=exited,
+        added=[safe_text(a) for a in session.get("added") or [] if isinstance(a, str)],
     )
 
 

@@ -107,6 +107,7 @@ class SuiteOutcome:
     leftover_processes: list[dict[str, Any]] = field(default_factory=list)
     workers: int = 0
     shard: str | None = None
+    added_options: list[str] = field(default_factory=list)  # where the suite set none
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +120,7 @@ class SuiteOutcome:
             "cwd": self.cwd,
             "rootdir": self.rootdir,
             "command": self.command,
+            "added_options": self.added_options,
             "tests_commit": self.tests_commit,
             "leftover_processes": self.leftover_processes,
             "workers": self.workers,
@@ -175,6 +177,7 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
         cwd=str(cwd),
         rootdir=first.rootdir,
         command=first.command,
+        added_options=first.added,
         tests_commit=_tests_commit(config),
         leftover_processes=[p.to_dict() for p in leftovers],
         workers=config.workers,
@@ -233,7 +236,7 @@ def _job(
     rootdir: str = "",
 ) -> PytestJob:
     """The first run takes the configured workers and shard; re-runs run serially."""
-    args = [f"--timeout={config.test_timeout_s:g}", "-q"]
+    args = ["-q"]
     env = {"KAKEYA_MODEL": config.model, "KAKEYA_DEVICE": config.device}
     env.update(KAKEYA_DTYPE=config.dtype, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
     if first and config.workers > 0:
@@ -242,7 +245,9 @@ def _job(
         env[SHARD_ENV] = config.shard
     if rootdir:
         args.append(f"--rootdir={rootdir}")  # re-runs keep the first run's node ids
-    return PytestJob(cwd, targets, (*args, *config.pytest_args), env, deadline)
+    return PytestJob(
+        cwd, targets, (*args, *config.pytest_args), env, deadline, config.test_timeout_s
+    )
 
 
 def _rerun_failures(
