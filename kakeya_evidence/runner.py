@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kakeya_evidence.errors import EvidenceError, OutputDirError, ParameterError
+from kakeya_evidence.interrupt import Interrupted, InterruptGuard, interrupted_stages
 from kakeya_evidence.kernel import KernelQueue, NotebookRun, ensure_kernel, execute_notebook
 from kakeya_evidence.progress import Progress
 from kakeya_evidence.report import RUNNER_STAGE, ReportConfig, write_report
@@ -184,21 +185,25 @@ def run_pipeline(config: RunConfig) -> int:
     _save_state(out, state)
     progress = Progress(enabled=not config.quiet)
     appendix = NotebookPrerender()  # renders each executed notebook while the next stage runs
-    try:
-        kernels.start(out / NOTEBOOKS[STAGES[0]])
-        for index, name in enumerate(STAGES[:3], 1):
-            kernels.start(out / NOTEBOOKS[STAGES[index]])  # boots while this stage runs
-            with _stage_progress(progress, name, index, state):
-                state["stages"][name] = _run_stage(name, config, out, kernels, state, progress)
-            _save_state(out, state)
-            appendix.submit(out / NOTEBOOKS[name])
-        with _stage_progress(progress, "results_report", len(STAGES), state):
-            state["stages"]["results_report"] = _run_report_notebook(config, out, kernels)
-        appendix.submit(out / NOTEBOOKS["results_report"])
-        return _finish(out, state, config, appendix)
-    finally:
-        kernels.close()
-        appendix.close()
+    with InterruptGuard(state["stages"], STAGES) as guard:  # Ctrl-C, SIGTERM: see interrupt.py
+        try:
+            kernels.start(out / NOTEBOOKS[STAGES[0]])
+            for index, name in enumerate(STAGES[:3], 1):
+                kernels.start(out / NOTEBOOKS[STAGES[index]])  # boots while this stage runs
+                with _stage_progress(progress, name, index, state):
+                    state["stages"][name] = _run_stage(name, config, out, kernels, state, progress)
+                _save_state(out, state)
+                appendix.submit(out / NOTEBOOKS[name])
+                guard.check()
+            with _stage_progress(progress, "results_report", len(STAGES), state):
+                state["stages"]["results_report"] = _run_report_notebook(config, out, kernels)
+            appendix.submit(out / NOTEBOOKS["results_report"])
+            return _finish(out, state, config, appendix)
+        except Interrupted:
+            return _finish_interrupted(out, state, config, appendix, guard)
+        finally:
+            kernels.close()
+            appendix.close()
 
 
 @contextlib.contextmanager
@@ -330,6 +335,20 @@ def _finish(
         (out / "evidence.json").unlink(missing_ok=True)
         return 2
     return report.exit_code
+
+
+def _finish_interrupted(
+    out: Path,
+    state: dict[str, Any],
+    config: RunConfig,
+    appendix: NotebookPrerender,
+    guard: InterruptGuard,
+) -> int:
+    """The report of an interrupted run; the exit code is the signal's (130, 143)."""
+    state["stages"] = interrupted_stages(state["stages"], guard, STAGES)
+    _save_state(out, state)
+    _finish(out, state, config, appendix)
+    return guard.exit_code
 
 
 def _abort(out: Path, state: dict[str, Any], exc: BaseException) -> int:

@@ -169,7 +169,10 @@ def decide_verdict(
     counts: dict[str, int],
     gates: Sequence[dict[str, Any]] = (),
 ) -> Verdict:
-    """error (a stage did not end ok), failed (tests failed or a gate failed), else passed."""
+    """interrupted (a signal cut a stage short), error (a stage did not end ok), failed
+    (tests failed or a gate failed), else passed."""
+    if any(stage["status"] == StageStatus.INTERRUPTED for stage in stages):
+        return Verdict.INTERRUPTED
     if any(stage["status"] != StageStatus.OK for stage in stages):
         return Verdict.ERROR
     if sum(_count(counts.get(k)) for k in FAILING) > 0:

@@ -50,6 +50,7 @@ class StageStatus(StrEnum):
     CRASHED = "crashed"
     TIMEOUT = "timeout"
     SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"  # SIGINT or SIGTERM cut it short
 
 
 class Verdict(StrEnum):
@@ -58,9 +59,10 @@ class Verdict(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     ERROR = "error"
+    INTERRUPTED = "interrupted"  # the runner exits 128 + the signal's number
 
 
-EXIT_CODES = {Verdict.PASSED: 0, Verdict.FAILED: 1, Verdict.ERROR: 2}
+EXIT_CODES = {Verdict.PASSED: 0, Verdict.FAILED: 1, Verdict.ERROR: 2, Verdict.INTERRUPTED: 130}
 FAILING = frozenset({Outcome.FAILED, Outcome.ERROR})
 # Long texts a row carries; evidence.json leaves them to report.html and the stage file.
 OUTPUT_FIELDS = ("traceback", "stdout", "stderr")

@@ -227,7 +227,7 @@ def _read_run(
     results = fold_record(record)
     status, reason = _classify(returncode, timed_out, record, results, tail)
     if record.exited and status not in ("crashed", "timeout"):
-        status, reason = "failed", _exited_reason(record.exited, returncode)
+        status, reason = _exited(record.exited, returncode)
         results = _mark_running(results, record, reason, "", "")
     if status in ("crashed", "timeout"):
         results = _mark_running(results, record, f"{status}: {reason}", tail, stacks)
@@ -275,16 +275,17 @@ def _classify(
     return "ok", ""
 
 
-def _exited_reason(exited: dict[str, object], returncode: int | None) -> str:
-    """pytest.exit() (or Ctrl-C inside pytest) ended the session early: not a pass."""
+def _exited(exited: dict[str, object], returncode: int | None) -> tuple[str, str]:
+    """pytest.exit() (or SIGINT to pytest) ended the session early: not a pass."""
     where = f" in {exited['nodeid']}" if exited.get("nodeid") else ""
     if exited.get("kind") == "interrupt":
-        return f"pytest was interrupted (KeyboardInterrupt){where}; exit code {returncode}"
-    return f"exited: pytest.exit(){where}: {exited.get('reason')} (exit code {returncode})"
+        return "interrupted", f"pytest was interrupted{where} (exit code {returncode})"
+    reason = f"exited: pytest.exit(){where}: {exited.get('reason')} (exit code {returncode})"
+    return "failed", reason
 
 
 def _not_run_reason(status: str, reason: str, returncode: int | None) -> str:
-    if status in ("crashed", "timeout"):
+    if status in ("crashed", "timeout", "interrupted"):
         return reason
     return f"pytest stopped before running it (exit code {returncode})"
 
