@@ -187,6 +187,7 @@ def collect_provenance(parameters: dict[str, Any]) -> dict[str, Any]:
     return {
         "commit": _git(["rev-parse", "HEAD"]),
         "dirty": _dirty(),
+        "branch": _branch(),
         "parameters": parameters,
         "packages": {name: package_version(name) for name in PACKAGES},
         "run_url": _run_url(),
@@ -261,6 +262,12 @@ def _git(args: list[str]) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _branch() -> str | None:
+    """The checked-out branch (None when detached or outside git)."""
+    name = _git(["rev-parse", "--abbrev-ref", "HEAD"])
+    return None if name in (None, "HEAD") else name
 
 
 def _dirty() -> bool | None:
