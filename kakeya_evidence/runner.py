@@ -28,6 +28,7 @@ from kakeya_evidence.report import RUNNER_STAGE, ReportConfig, write_report
 from kakeya_evidence.report.appendix import NotebookPrerender
 from kakeya_evidence.report.gates import GateConfig
 from kakeya_evidence.stages import STAGES, read_stage, write_stage
+from kakeya_evidence.stages.commit import bench_commit_problem
 from kakeya_evidence.stages.shard import parse_shard
 
 __all__ = ["DEVICES", "DTYPES", "NOTEBOOKS", "RunConfig", "check_output_dir", "run_pipeline"]
@@ -113,6 +114,7 @@ def validate_config(config: RunConfig) -> None:
         value = getattr(config, name)
         if value and not Path(value).is_file():
             raise ParameterError(f"{name} file {value} does not exist")
+    _check_bench_commit(config)
     if config.history and not Path(config.history).is_dir():
         raise ParameterError(f"history directory {config.history} does not exist")
     report_config(config)
@@ -121,6 +123,14 @@ def validate_config(config: RunConfig) -> None:
     except ValueError as exc:
         raise ParameterError(f"pytest_args cannot be parsed: {exc}") from exc
     check_suite_options(config.workers, config.shard)
+
+
+def _check_bench_commit(config: RunConfig) -> None:
+    """A bench.json measured at another commit is refused, never reused (see stages/commit)."""
+    path = Path(config.bench) if config.bench else Path(config.output) / "bench.json"
+    problem = bench_commit_problem(path) if path.is_file() else None
+    if problem:
+        raise ParameterError(problem)
 
 
 def check_suite_options(workers: int, shard: str) -> None:
