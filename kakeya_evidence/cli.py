@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_values(argv, VALUE_OPTIONS))
     try:
         return int(args.func(args))
     except EvidenceError as exc:
@@ -116,7 +116,7 @@ def _add_report_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bench", default="", help="bench.json (default: DIR/bench.json)")
     parser.add_argument("--history", default="", help="directory of earlier evidence.json files")
     parser.add_argument(
-        "--max-report-mb", type=_number, default=10.0, help="size budget for report.html (MB)"
+        "--max-report-mb", type=_megabytes, default=10.0, help="size budget for report.html (MB)"
     )
     parser.add_argument(
         "--max-suite-s", type=_number, default=None, help="gate: the suite's longest duration (s)"
@@ -164,6 +164,13 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from exc
+
+
+def _megabytes(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number of megabytes: {text!r}") from exc
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -254,6 +261,10 @@ def _report(args: argparse.Namespace) -> int:
     from kakeya_evidence.runner import check_output_dir
 
     config = _report_config(args)
+    if not (Path(args.output) / "stages").is_dir():
+        print(f"kakeya-evidence: error: {no_evidence_message(args.output)}", file=sys.stderr)
+        if not Path(args.output).is_dir():
+            return 2  # nothing to render, and no folder to create by mistake
     report = write_report(check_output_dir(args.output), config)
     _print_outcome(Path(args.output), report.exit_code)
     return report.exit_code
@@ -267,6 +278,32 @@ def _merge(args: argparse.Namespace) -> int:
     report = merge_runs([Path(d) for d in args.dirs], check_output_dir(args.output), config)
     _print_outcome(Path(args.output), report.exit_code)
     return report.exit_code
+
+
+# Options whose value may itself start with "-" (`--pytest-args "-x"`, as the docs write it).
+VALUE_OPTIONS = ("--pytest-args",)
+
+
+def attach_values(argv: Sequence[str] | None, options: Sequence[str]) -> list[str]:
+    """``--opt VALUE`` as ``--opt=VALUE`` for options whose value may start with "-"
+    (argparse would take such a value for an option of its own)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    out: list[str] = []
+    index = 0
+    while index < len(words):
+        if words[index] in options and index + 1 < len(words):
+            out.append(f"{words[index]}={words[index + 1]}")
+            index += 2
+            continue
+        out.append(words[index])
+        index += 1
+    return out
+
+
+def no_evidence_message(output: str) -> str:
+    """Why `report --output DIR` has nothing to render."""
+    where = Path(output).resolve()
+    return f"no evidence in {where}: no stages/ folder there (run `kakeya-evidence run` first)"
 
 
 def _print_outcome(out: Path, code: int) -> None:

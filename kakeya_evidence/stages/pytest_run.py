@@ -268,7 +268,8 @@ def _classify(
         return "crashed", f"pytest process killed by {_signal_name(-returncode)}{where}"
     if returncode in (3, 4) and not record.running:
         return "failed", f"pytest could not run (exit code {returncode}): {_error_line(tail)}"
-    if not record.finished and (record.running or returncode not in (0, 1, 2, 5)):
+    started = record.started_t is not None  # os._exit(0) in a conftest still ends early
+    if not record.finished and (record.running or started or returncode not in (0, 1, 2, 5)):
         return "crashed", f"pytest process exited with code {returncode}{where} before finishing"
     if returncode == 5 or (returncode == 2 and not results):
         return "failed", f"no tests were collected (pytest exit code {returncode})"

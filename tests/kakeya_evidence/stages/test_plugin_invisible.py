@@ -210,3 +210,16 @@ def test_node_ids_are_kept_byte_for_byte_and_distinct_ids_never_merge(tmp_path):
         "test_ids.py::test_id[a[31mb]": "failed",
     }
     assert outcome.counts["passed"] == 3 and outcome.counts["failed"] == 1
+
+
+def test_os_exit_0_during_collection_is_a_crash_not_no_tests(tmp_path):
+    suite = _suite(
+        tmp_path / "suite",
+        {
+            "conftest.py": "",
+            "test_a.py": "import os\n\nos._exit(0)\n\n\ndef test_a():\n    pass\n",
+        },
+    )
+    outcome = _run(suite, tmp_path / "ev")
+    assert outcome.status == "crashed"
+    assert "exited with code 0" in outcome.reason and "before finishing" in outcome.reason
