@@ -58,6 +58,8 @@ SUITE_FIELDS = (
     "leftover_processes",
     "workers",
     "shard",
+    "deselected",
+    "added_options",
 )
 PACKAGES = (
     "kakeya",

@@ -110,6 +110,9 @@ def _head(evidence: dict[str, Any]) -> str:
     counts = {k: v for k, v in (evidence.get("counts") or {}).items() if v or k != "not_run"}
     lines += ["", "| " + " | ".join(counts) + " |", "|" + " --- |" * len(counts)]
     lines += ["| " + " | ".join(str(v) for v in counts.values()) + " |", ""]
+    deselected = (evidence.get("suite") or {}).get("deselected")
+    if isinstance(deselected, int) and deselected > 0:
+        lines += [f"{deselected} deselected (not counted above).", ""]
     lines += ["| stage | status | duration (s) | reason |", "| --- | --- | --- | --- |"]
     for stage in evidence.get("stages") or []:
         lines.append(

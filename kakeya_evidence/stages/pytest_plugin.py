@@ -5,7 +5,7 @@ Loaded with ``-p kakeya_evidence.stages.pytest_plugin``; it writes to the file n
 a killed process leaves everything up to its last moment:
 
     session_started  pid, rootdir, inifile, cwd, args, added, t
-    collected        nodeids (after any deselection)
+    collected        nodeids (after any deselection), deselected (how many)
     started          nodeid, t                  (a test began; no ``finished`` = running)
     report           nodeid, when, outcome, category (pytest's own, from
                      ``pytest_report_teststatus``), counted, duration_s, start, stop,
@@ -61,6 +61,7 @@ _state: dict[str, Any] = {
     "config": None,
     "collected": False,
     "running": "",
+    "deselected": 0,
 }
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.<>]*)(?::\s|$)")
 _SYNTAX_AT = re.compile(r'^E\s+File "(.+?)", line (\d+)')
@@ -169,6 +170,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = kept
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _state["deselected"] += len(items)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     if not _is_worker(session.config):
         _collected([item.nodeid for item in session.items])
@@ -183,7 +188,7 @@ def _collected(nodeids: list[str]) -> None:
     if _state["collected"] or _state["fd"] is None:
         return
     _state["collected"] = True
-    _write({"event": "collected", "nodeids": nodeids})
+    _write({"event": "collected", "nodeids": nodeids, "deselected": _state["deselected"]})
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
@@ -244,7 +249,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if _state["fd"] is not None:
         _os_close(_state["fd"])
         _state["fd"] = None
-    _state.update(config=None, collected=False, running="")
+    _state.update(config=None, collected=False, running="", deselected=0)
 
 
 def _report_event(

@@ -90,6 +90,7 @@ class PytestRun:
     leftovers: list[Leftover] = field(default_factory=list)
     pytest_junit: bool = False  # pytest wrote its own junit.xml to the end
     added: list[str] = field(default_factory=list)  # options the suite had not set itself
+    deselected: int = 0
 
 
 def run_pytest(job: PytestJob, work: Path) -> PytestRun:
@@ -248,6 +249,7 @@ def _read_run(
         "",
         rootdir=record.rootdir,
         added=record.added,
+        deselected=record.deselected,
         log_tail=tail,
         stacks=stacks,
         started_t=record.started_t,

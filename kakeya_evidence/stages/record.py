@@ -62,6 +62,7 @@ class Record:
         rootdir: The rootdir pytest chose.
         cwd: pytest's invocation directory.
         started_t: Epoch seconds when the session started (the suite clock's zero).
+        deselected: How many collected tests pytest deselected (-m, -k, the shard).
         added: The options the pipeline added because the suite had not set them.
         exited: How pytest.exit() or Ctrl-C ended the session ({kind, reason, returncode,
             nodeid}), else None.
@@ -77,6 +78,7 @@ class Record:
     started_t: float | None = None
     exited: dict[str, Any] | None = None
     added: list[str] = field(default_factory=list)
+    deselected: int = 0
 
 
 def parse_record(path: Path) -> Record:
@@ -95,12 +97,14 @@ def parse_record(path: Path) -> Record:
     running: dict[str, None] = {}
     end: dict[str, Any] | None = None
     exited: dict[str, Any] | None = None
+    deselected = 0
     for event in events:
         kind = event.get("event")
         if kind == "session_started":
             session = event
         elif kind == "collected":
             collected = [node_id(n) for n in event.get("nodeids") or []]
+            deselected = _number(event.get("deselected"), int) or 0
         elif kind == "started":
             running[node_id(event.get("nodeid"))] = None
         elif kind == "finished":
@@ -121,6 +125,7 @@ def parse_record(path: Path) -> Record:
         cwd=safe_text(session.get("cwd")),
         started_t=_number(session.get("t"), float),
         exited=exited,
+        deselected=max(deselected, 0),
         added=[safe_text(a) for a in session.get("added") or [] if isinstance(a, str)],
     )
 

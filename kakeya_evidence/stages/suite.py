@@ -108,6 +108,7 @@ class SuiteOutcome:
     workers: int = 0
     shard: str | None = None
     added_options: list[str] = field(default_factory=list)  # where the suite set none
+    deselected: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +122,7 @@ class SuiteOutcome:
             "rootdir": self.rootdir,
             "command": self.command,
             "added_options": self.added_options,
+            "deselected": self.deselected,
             "tests_commit": self.tests_commit,
             "leftover_processes": self.leftover_processes,
             "workers": self.workers,
@@ -156,6 +158,11 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
     out = Path(config.output_dir)
     work = out / "pytest"
     cwd, target = resolve_launch(config)
+    missing = missing_tests_reason(config)
+    if missing:
+        outcome = SuiteOutcome("failed", missing, [], count_outcomes([]), 0.0, 0.0, cwd=str(cwd))
+        write_stage(out, STAGE, outcome.to_dict())
+        return outcome
     deadline = started + config.stage_timeout_s
     first = run_pytest(_job(config, cwd, (target,), deadline, first=True), work / "run0")
     _write_junit(first, work / "run0" / "junit.xml", out / "junit.xml")
@@ -178,6 +185,7 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
         rootdir=first.rootdir,
         command=first.command,
         added_options=first.added,
+        deselected=first.deselected,
         tests_commit=_tests_commit(config),
         leftover_processes=[p.to_dict() for p in leftovers],
         workers=config.workers,
@@ -185,6 +193,22 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
     )
     write_stage(out, STAGE, outcome.to_dict())
     return outcome
+
+
+def missing_tests_reason(config: SuiteConfig) -> str:
+    """Why the tests path cannot be run ("" when it exists), naming the resolved path.
+
+    A relative path starts at the current directory: in a notebook that papermill runs,
+    the notebook's folder unless papermill was given ``--cwd``.
+    """
+    path = config.tests.partition("::")[0]
+    full = Path(os.path.abspath(path))
+    if full.exists():
+        return ""
+    return (
+        f"tests path {path!r} does not exist: resolved against {os.getcwd()} it is {full}"
+        " (pass an absolute path, or run papermill with --cwd DIR)"
+    )
 
 
 def run_suite_stage(config: SuiteConfig) -> SuiteOutcome:

@@ -172,3 +172,30 @@ def test_a_setsid_daemon_with_a_scrubbed_environment_is_found_killed_and_listed(
     assert outcome.status == "ok", outcome.reason
     assert daemons and all(p["killed"] for p in daemons)
     assert alive == []
+
+
+def test_a_missing_relative_tests_path_names_the_path_it_resolved_to(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    outcome = run_suite(SuiteConfig(tests="../tests/nowhere", output_dir=str(tmp_path / "ev")))
+    assert outcome.status == "failed"
+    assert f"resolved against {tmp_path} it is {tmp_path.parent / 'tests' / 'nowhere'}" in (
+        outcome.reason
+    )
+    assert "--cwd" in outcome.reason
+
+
+def test_deselected_tests_are_counted_and_shown_with_what_the_pipeline_added(
+    tmp_path, monkeypatch
+):
+    from kakeya_evidence.report import write_report
+
+    project = _symlinked_project(tmp_path)
+    monkeypatch.chdir(project)
+    out = tmp_path / "ev"
+    outcome = run_suite(SuiteConfig(tests="tests", output_dir=str(out), cwd=""))
+    assert outcome.deselected == 1
+    report = write_report(out)
+    assert report.evidence["suite"]["deselected"] == 1
+    assert "1 deselected (not counted above)." in report.summary
+    html = report.html_path.read_text()
+    assert "1 deselected" in html and "--timeout=300" in html

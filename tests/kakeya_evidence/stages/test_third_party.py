@@ -67,7 +67,8 @@ def _plain_outcomes(cwd: Path, target: str) -> tuple[dict[str, str], float]:
 def _compare(name: str, cwd: Path, target: str, out: Path) -> None:
     plain, plain_s = _plain_outcomes(cwd, target)
     started = time.monotonic()
-    outcome = run_suite(SuiteConfig(tests=target, output_dir=str(out), cwd=str(cwd)))
+    tests = str(cwd / target)  # SuiteConfig takes a relative path from the current directory
+    outcome = run_suite(SuiteConfig(tests=tests, output_dir=str(out), cwd=str(cwd)))
     total_s = time.monotonic() - started
     assert outcome.status == "ok", outcome.reason
     pipeline = {r.nodeid: str(r.outcome) for r in outcome.results if "::" in r.nodeid}
