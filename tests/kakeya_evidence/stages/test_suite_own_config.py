@@ -184,9 +184,7 @@ def test_a_missing_relative_tests_path_names_the_path_it_resolved_to(tmp_path, m
     assert "--cwd" in outcome.reason
 
 
-def test_deselected_tests_are_counted_and_shown_with_what_the_pipeline_added(
-    tmp_path, monkeypatch
-):
+def test_deselected_tests_are_counted_and_shown_with_what_the_pipeline_added(tmp_path, monkeypatch):
     from kakeya_evidence.report import write_report
 
     project = _symlinked_project(tmp_path)
