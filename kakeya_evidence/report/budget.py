@@ -8,6 +8,7 @@ filling), so a test that printed 50 MB costs as much as one that printed 5 KB.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from markupsafe import escape
@@ -27,14 +28,21 @@ DEFAULT_MAX_REPORT_MB = 10.0
 # Per test: each of traceback, stdout and stderr keeps at most its last this many characters.
 MAX_FIELD_CHARS = 20_000
 CUT_NOTE = "[... {cut:,} characters cut; the end is kept ...]\n"
+_SUITE_MARK = re.compile(r"\[\.\.\. [\d,]+ characters cut \.\.\.\]\n")
 
 
 def clip_tail(text: str, max_chars: int) -> str:
     """Keep the last max_chars characters of text, after a note saying how many went."""
-    if len(text) <= max_chars:
-        return text
+    return _clip(text, max_chars)[0]
+
+
+def _clip(text: str, max_chars: int) -> tuple[str, int]:
+    """The clipped text and how many characters of it went (never negative)."""
+    if len(text) <= max_chars + _upstream_mark(text):
+        return text, 0  # the suite already clipped it to this length, and said so
     keep = max(0, max_chars)
-    return CUT_NOTE.format(cut=len(text) - keep) + (text[-keep:] if keep else "")
+    cut = len(text) - keep
+    return CUT_NOTE.format(cut=cut) + (text[-keep:] if keep else ""), cut
 
 
 def escaped_size(text: str) -> int:
@@ -66,7 +74,11 @@ def fit_outputs(rows: Sequence[TestRow], budget_bytes: int) -> tuple[list[TestRo
     Returns:
         The rows with clipped outputs, and {clipped_fields, clipped_chars, cap_bytes}.
     """
-    capped = [_cap_fields(row) for row in rows]
+    capped, cut = [], 0
+    for row in rows:
+        row, removed = _cap_fields(row)
+        capped.append(row)
+        cut += removed
     sizes = {
         (index, name): escaped_size(getattr(row, name))
         for index, row in enumerate(capped)
@@ -74,27 +86,34 @@ def fit_outputs(rows: Sequence[TestRow], budget_bytes: int) -> tuple[list[TestRo
         if getattr(row, name)
     }
     cap = water_level(list(sizes.values()), max(0, budget_bytes))
-    stats = {"clipped_fields": 0, "clipped_chars": 0, "cap_bytes": -1 if cap is None else cap}
+    stats = {"clipped_fields": 0, "clipped_chars": cut, "cap_bytes": -1 if cap is None else cap}
     for index, (row, original) in enumerate(zip(capped, rows, strict=True)):
         changes: dict[str, str] = {}
         for name in OUTPUT_FIELDS:
-            text = getattr(row, name)
             size = sizes.get((index, name), 0)
             if cap is not None and size > cap:
                 # escaped bytes per character vary; scale the cap to this text's own ratio
-                text = clip_tail(text, int(cap * len(text) / size))
-                changes[name] = text
-            if len(text) != len(getattr(original, name)):
+                text = getattr(row, name)
+                changes[name], removed = _clip(text, int(cap * len(text) / size))
+                stats["clipped_chars"] += removed
+            if name in changes or getattr(row, name) is not getattr(original, name):
                 stats["clipped_fields"] += 1
-                stats["clipped_chars"] += len(getattr(original, name)) - len(text)
         capped[index] = row.with_outputs(changes) if changes else row
     return capped, stats
 
 
-def _cap_fields(row: TestRow) -> TestRow:
-    changes = {
-        name: clip_tail(getattr(row, name), MAX_FIELD_CHARS)
-        for name in OUTPUT_FIELDS
-        if len(getattr(row, name)) > MAX_FIELD_CHARS
-    }
-    return row.with_outputs(changes) if changes else row
+def _upstream_mark(text: str) -> int:
+    """Length of the cut mark the suite puts before text it clipped (textsafe.CUT_MARK)."""
+    match = _SUITE_MARK.match(text)
+    return match.end() if match else 0
+
+
+def _cap_fields(row: TestRow) -> tuple[TestRow, int]:
+    """The row with each output at most MAX_FIELD_CHARS (plus its note), and the cut."""
+    changes, cut = {}, 0
+    for name in OUTPUT_FIELDS:
+        text = getattr(row, name)
+        if len(text) > MAX_FIELD_CHARS + _upstream_mark(text):
+            changes[name], removed = _clip(getattr(row, name), MAX_FIELD_CHARS)
+            cut += removed
+    return (row.with_outputs(changes) if changes else row), cut
