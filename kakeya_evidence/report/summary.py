@@ -29,6 +29,7 @@ VERDICT_TITLES = {
     "interrupted": "INTERRUPTED",
 }
 SHORT_SHA = 12
+RESOLVED_DEVICES = ("cpu", "cuda", "mps")  # what a device resolves to (runner.DEVICES less auto)
 _TABLE_HEAD = "\n| test | outcome | first error line | duration (s) |\n| --- | --- | --- | --- |\n"
 _LEFT_OUT = "\n_{count} more failing tests not shown (size limit); see the report._\n"
 
@@ -210,6 +211,8 @@ def _host_line(host: dict[str, Any]) -> str:
 
 def _resolved(model: dict[str, Any], key: str) -> str:
     resolved, requested = model.get(key), model.get(f"{key}_requested")
+    if key == "device" and resolved not in RESOLVED_DEVICES:
+        resolved = None  # an unknown name (--device gpu) is what was asked, never what ran
     if not resolved:
         return f"{requested or 'auto'} (not resolved: the model was not loaded)"
     if requested and requested != resolved:
