@@ -71,7 +71,11 @@ def _compare(name: str, cwd: Path, target: str, out: Path) -> None:
     outcome = run_suite(SuiteConfig(tests=tests, output_dir=str(out), cwd=str(cwd)))
     total_s = time.monotonic() - started
     assert outcome.status == "ok", outcome.reason
-    pipeline = {r.nodeid: str(r.outcome) for r in outcome.results if "::" in r.nodeid}
+    pipeline = {
+        _as_printed(r.nodeid, outcome.rootdir, cwd): str(r.outcome)
+        for r in outcome.results
+        if "::" in r.nodeid
+    }
     counts = {k: v for k, v in outcome.counts.items() if k in COUNTED and v}
     print(
         f"\n| {name} | {len(pipeline)} | plain {_count(plain)} | pipeline {counts} "
@@ -81,6 +85,12 @@ def _compare(name: str, cwd: Path, target: str, out: Path) -> None:
     assert len(plain) > 100
     differ = {n: (plain.get(n), pipeline.get(n)) for n in set(plain) | set(pipeline)}
     assert {n: pair for n, pair in differ.items() if pair[0] != pair[1]} == {}
+
+
+def _as_printed(nodeid: str, rootdir: str, cwd: Path) -> str:
+    """The node id as `pytest -v` prints it: its file relative to where pytest ran."""
+    path, _, rest = nodeid.partition("::")
+    return f"{Path(os.path.relpath(Path(rootdir, path), cwd)).as_posix()}::{rest}"
 
 
 def _count(outcomes: dict[str, str]) -> dict[str, int]:
@@ -133,11 +143,9 @@ def test_pyflakes_own_suite_counts_equal_plain_pytest(plain_pytest, tmp_path):
 
 
 def test_pyflakes_every_outcome_equals_plain_pytest_node_by_node(tmp_path, monkeypatch):
-    # From the folder that holds the package, so that the node ids pytest -v prints (relative
-    # to where it runs) are the node ids themselves; nothing is written beside the package.
-    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
-    site = Path(pyflakes.__file__).parent.parent
-    _compare("pyflakes", site, "pyflakes/test", tmp_path / "ev")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # nothing written beside the package
+    tests = Path(pyflakes.__file__).parent / "test"
+    _compare("pyflakes", tmp_path, str(tests), tmp_path / "ev")
 
 
 @pytest.mark.parametrize("package", sorted(SDISTS))
