@@ -32,13 +32,13 @@ _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess)
 _UNREADABLE = (*_GONE, psutil.AccessDenied, OSError)
 
 
-def become_subreaper() -> bool:
-    """Make orphaned descendants re-parent to this process (Linux); True if it worked."""
+def become_subreaper(on: bool = True) -> bool:
+    """Make orphaned descendants re-parent to this process (Linux), or stop; True if done."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 
@@ -80,7 +80,25 @@ class ProcessWatch:
             self._seen.setdefault(child.pid, child)
 
     def reap(self) -> list[Leftover]:
-        """Terminate, then kill, every leftover; return them in pid order."""
+        """Terminate, then kill, every leftover; return them in pid order.
+
+        Orphans re-parented here that already exited are reaped too, and this process
+        stops being a subreaper, so nothing of the run lingers as a zombie of it.
+        """
+        try:
+            return self._reap()
+        finally:
+            if self._subreaper:
+                self._reap_zombies()
+                become_subreaper(False)
+
+    def _reap_zombies(self) -> None:
+        for child in self._orphans():
+            with contextlib.suppress(*_UNREADABLE, ChildProcessError):
+                if child.pid != self._root_pid and child.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(child.pid, os.WNOHANG)
+
+    def _reap(self) -> list[Leftover]:
         found = {p.pid: p for p in self._candidates() if _alive(p)}
         found.pop(os.getpid(), None)
         found.pop(self._root_pid, None)

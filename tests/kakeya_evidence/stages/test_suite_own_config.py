@@ -197,3 +197,37 @@ def test_deselected_tests_are_counted_and_shown_with_what_the_pipeline_added(tmp
     assert "1 deselected (not counted above)." in report.summary
     html = report.html_path.read_text()
     assert "1 deselected" in html and "--timeout=300" in html
+
+
+ORPHAN = """
+    import subprocess
+    import sys
+    import time
+
+
+    def test_leaves_an_orphan_that_exits_on_its_own():
+        code = "import os, time; os.fork() and os._exit(0); time.sleep(0.2)"
+        subprocess.run([sys.executable, "-c", code], check=True)
+        time.sleep(1.0)
+"""
+
+
+def test_orphans_that_exit_on_their_own_leave_no_zombie_and_no_subreaper(tmp_path):
+    import ctypes
+
+    suite = _suite(tmp_path / "s", {"test_orphan.py": ORPHAN})
+    before = {p.pid for p in psutil.Process().children()}
+    outcome = run_suite(
+        SuiteConfig(tests=str(suite), output_dir=str(tmp_path / "ev"), cwd=str(suite))
+    )
+    assert outcome.status == "ok", outcome.reason
+    zombies = [
+        p.pid
+        for p in psutil.Process().children()
+        if p.pid not in before and p.status() == psutil.STATUS_ZOMBIE
+    ]
+    assert zombies == []
+    if sys.platform.startswith("linux"):
+        flag = ctypes.c_int(-1)
+        ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+        assert flag.value == 0
