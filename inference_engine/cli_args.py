@@ -182,7 +182,11 @@ def _unwrap_optional(kind: Any) -> Any:
 
 
 def _number_parser(name: str) -> Any:
-    unit = " of seconds" if name.endswith("_s") or "timeout" in name else ""
+    unit = ""
+    if name.endswith("_s") or "timeout" in name:
+        unit = " of seconds"
+    elif name.endswith("_mb"):
+        unit = " of megabytes"
 
     def parse(text: str) -> float:
         try:
@@ -224,7 +228,11 @@ class _DeprecatedFlag(argparse.Action):
 
 def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
     """' (did you mean --workers?)' for an unrecognized flag, else ''."""
-    words = [w.split("=", 1)[0] for w in message.replace(",", " ").split() if w.startswith("--")]
+    words = [
+        w.split("=", 1)[0].rstrip(":")
+        for w in message.replace(",", " ").split()
+        if w.startswith("--")
+    ]
     known, shown = _option_strings(parser)
     for word in words:
         if word in known:

@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(attach_values(argv, VALUE_OPTIONS))
     try:
         return int(args.func(args))
     except EvidenceError as exc:
@@ -138,8 +138,12 @@ def _suite(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from kakeya_evidence.report import ReportConfig, write_report
 
-    out = check_output_dir(args.output)
-    report = write_report(out, config_from_args(ReportConfig, args))
+    config = config_from_args(ReportConfig, args)
+    if not (Path(args.output) / "stages").is_dir():
+        print(f"kakeya-evidence: error: {no_evidence_message(args.output)}", file=sys.stderr)
+        if not Path(args.output).is_dir():
+            return 2  # nothing to render, and no folder to create by mistake
+    report = write_report(check_output_dir(args.output), config)
     _print_outcome(Path(args.output), report.exit_code)
     return report.exit_code
 
@@ -153,6 +157,32 @@ def _merge(args: argparse.Namespace) -> int:
     report = merge_runs([Path(d) for d in args.dirs], out, config)
     _print_outcome(Path(args.output), report.exit_code)
     return report.exit_code
+
+
+# Options whose value may itself start with "-" (`--pytest-args "-x"`, as the docs write it).
+VALUE_OPTIONS = ("--pytest-args",)
+
+
+def attach_values(argv: Sequence[str] | None, options: Sequence[str]) -> list[str]:
+    """``--opt VALUE`` as ``--opt=VALUE`` for options whose value may start with "-"
+    (argparse would take such a value for an option of its own)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    out: list[str] = []
+    index = 0
+    while index < len(words):
+        if words[index] in options and index + 1 < len(words):
+            out.append(f"{words[index]}={words[index + 1]}")
+            index += 2
+            continue
+        out.append(words[index])
+        index += 1
+    return out
+
+
+def no_evidence_message(output: str) -> str:
+    """Why `report --output DIR` has nothing to render."""
+    where = Path(output).resolve()
+    return f"no evidence in {where}: no stages/ folder there (run `kakeya-evidence run` first)"
 
 
 def _print_outcome(out: Path, code: int) -> None:

@@ -38,6 +38,7 @@ class SuiteTally:
     total: int | None = None
     finished: set[str] = field(default_factory=set)
     failing: set[str] = field(default_factory=set)
+    errors: set[str] = field(default_factory=set)  # counted apart, as pytest counts them
     _handle: IO[bytes] | gzip.GzipFile | None = None
     _partial: bytes = b""
 
@@ -73,17 +74,23 @@ class SuiteTally:
         elif kind == "finished":
             self.finished.add(str(event.get("nodeid")))
         elif kind == "report" and event.get("category") in FAILING:
-            self.failing.add(str(event.get("nodeid")))
+            failing = self.errors if event.get("category") == "error" else self.failing
+            failing.add(str(event.get("nodeid")))
 
     def line(self, elapsed_s: float) -> str:
         """One line: "suite: 12/40 tests done, 1 failed, 23 s"."""
         if self.total is None:
             return f"{self.label}: collecting tests, {elapsed_s:.0f} s"
-        failed = len(self.failing)
         return (
             f"{self.label}: {len(self.finished)}/{self.total} tests done, "
-            f"{failed} failed, {elapsed_s:.0f} s"
+            f"{self.failures()}, {elapsed_s:.0f} s"
         )
+
+    def failures(self) -> str:
+        """ "4 failed, 1 error" ("1 failed" alone when nothing errored)."""
+        errors = len(self.errors)
+        tail = f", {errors} error{'s' if errors != 1 else ''}" if errors else ""
+        return f"{len(self.failing)} failed{tail}"
 
     def bar(self, elapsed_s: float) -> str:
         """The same as a bar: "suite [#####-----] 12/40, 1 failed, 23 s"."""
@@ -93,7 +100,7 @@ class SuiteTally:
         bar = "#" * filled + "-" * (_BAR_CHARS - filled)
         return (
             f"{self.label} [{bar}] {len(self.finished)}/{self.total}, "
-            f"{len(self.failing)} failed, {elapsed_s:.0f} s"
+            f"{self.failures()}, {elapsed_s:.0f} s"
         )
 
 

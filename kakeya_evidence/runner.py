@@ -27,10 +27,12 @@ from kakeya_evidence.config import (
     run_config,
 )
 from kakeya_evidence.errors import EvidenceError, ParameterError
+from kakeya_evidence.interrupt import Interrupted, InterruptGuard, interrupted_stages
 from kakeya_evidence.kernel import KernelQueue, NotebookRun, ensure_kernel, execute_notebook
 from kakeya_evidence.progress import Progress
 from kakeya_evidence.report import RUNNER_STAGE, write_report
 from kakeya_evidence.report.appendix import NotebookPrerender
+from kakeya_evidence.stages.commit import bench_commit_problem
 
 __all__ = [
     "NOTEBOOKS",
@@ -63,6 +65,7 @@ def validate_config(config: RunConfig) -> None:
         value = getattr(config.report, name)
         if value and not Path(value).is_file():
             raise ParameterError(f"{name} file {value} does not exist")
+    _check_bench_commit(config)
     if config.report.history and not Path(config.report.history).is_dir():
         raise ParameterError(f"history directory {config.report.history} does not exist")
 
@@ -110,21 +113,25 @@ def run_pipeline(config: RunConfig) -> int:
     _save_state(out, state)
     progress = Progress(enabled=not config.quiet)
     appendix = NotebookPrerender()  # renders each executed notebook while the next stage runs
-    try:
-        kernels.start(out / NOTEBOOKS[STAGES[0]])
-        for index, name in enumerate(STAGES[:3], 1):
-            kernels.start(out / NOTEBOOKS[STAGES[index]])  # boots while this stage runs
-            with _stage_progress(progress, name, index, state):
-                state["stages"][name] = _run_stage(name, config, out, kernels, state, progress)
-            _save_state(out, state)
-            appendix.submit(out / NOTEBOOKS[name])
-        with _stage_progress(progress, "results_report", len(STAGES), state):
-            state["stages"]["results_report"] = _run_report_notebook(config, out, kernels)
-        appendix.submit(out / NOTEBOOKS["results_report"])
-        return _finish(out, state, config, appendix)
-    finally:
-        kernels.close()
-        appendix.close()
+    with InterruptGuard(state["stages"], STAGES) as guard:  # Ctrl-C, SIGTERM: see interrupt.py
+        try:
+            kernels.start(out / NOTEBOOKS[STAGES[0]])
+            for index, name in enumerate(STAGES[:3], 1):
+                kernels.start(out / NOTEBOOKS[STAGES[index]])  # boots while this stage runs
+                with _stage_progress(progress, name, index, state):
+                    state["stages"][name] = _run_stage(name, config, out, kernels, state, progress)
+                _save_state(out, state)
+                appendix.submit(out / NOTEBOOKS[name])
+                guard.check()
+            with _stage_progress(progress, "results_report", len(STAGES), state):
+                state["stages"]["results_report"] = _run_report_notebook(config, out, kernels)
+            appendix.submit(out / NOTEBOOKS["results_report"])
+            return _finish(out, state, config, appendix)
+        except Interrupted:
+            return _finish_interrupted(out, state, config, appendix, guard)
+        finally:
+            kernels.close()
+            appendix.close()
 
 
 @contextlib.contextmanager
@@ -195,7 +202,7 @@ def _parameters(name: str, config: RunConfig, out: Path) -> dict[str, Any]:
         config = replace(config, host=host)
     if name == "integration_suite":
         tests, sep, rest = config.suite.tests.partition("::")
-        common.update(tests=str(Path(tests).resolve()) + sep + rest, cwd=os.getcwd())
+        common.update(tests=_as_given(tests) + sep + rest, cwd=os.getcwd())
     if name == "results_report":
         report = config.report
         # the runner renders the report once more, appendix included
@@ -241,6 +248,20 @@ def _finish(
     return report.exit_code
 
 
+def _finish_interrupted(
+    out: Path,
+    state: dict[str, Any],
+    config: RunConfig,
+    appendix: NotebookPrerender,
+    guard: InterruptGuard,
+) -> int:
+    """The report of an interrupted run; the exit code is the signal's (130, 143)."""
+    state["stages"] = interrupted_stages(state["stages"], guard, STAGES)
+    _save_state(out, state)
+    _finish(out, state, config, appendix)
+    return guard.exit_code
+
+
 def _abort(out: Path, state: dict[str, Any], exc: BaseException) -> int:
     reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
     print(f"kakeya-evidence: error: {reason}", file=sys.stderr)
@@ -275,6 +296,22 @@ def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
         k: v if isinstance(v, str | int | float | bool | None) else repr(v)
         for k, v in values.items()
     }
+
+
+def _check_bench_commit(config: RunConfig) -> None:
+    """A bench.json measured at another commit is refused, never reused (see stages/commit)."""
+    bench = config.report.bench
+    path = Path(bench) if bench else Path(config.output) / "bench.json"
+    problem = bench_commit_problem(path) if path.is_file() else None
+    if problem:
+        raise ParameterError(problem)
+
+
+def _as_given(tests: str) -> str:
+    """The tests path made absolute without resolving symlinks (pytest must see the
+    folder the user named, with the ini and conftest.py above it)."""
+    path, sep, rest = tests.partition("::")
+    return os.path.abspath(path) + sep + rest
 
 
 def _absolute(path: str) -> str:

@@ -44,6 +44,7 @@ from kakeya_evidence.bench.stats import (
 )
 from kakeya_evidence.common.params import DEFAULT_MODEL_ID, DEFAULT_OUTPUT_DIR
 from kakeya_evidence.errors import CacheMissError, ParameterError
+from kakeya_evidence.stages.commit import stamp_commit
 
 __all__ = ["BenchConfig", "register", "run_bench", "run_bench_command", "validate_config"]
 
@@ -232,7 +233,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
 def write_bench(out: Path, bench: dict[str, Any]) -> Path:
     """Write DIR/bench.json (indented, keys in assembly order)."""
     path = out / BENCH_FILE
-    path.write_text(json.dumps(bench, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(stamp_commit(bench), indent=2) + "\n", encoding="utf-8")
     return path
 
 

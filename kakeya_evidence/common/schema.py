@@ -50,6 +50,7 @@ class StageStatus(StrEnum):
     CRASHED = "crashed"
     TIMEOUT = "timeout"
     SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"  # SIGINT or SIGTERM cut it short
 
 
 class Verdict(StrEnum):
@@ -58,9 +59,10 @@ class Verdict(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     ERROR = "error"
+    INTERRUPTED = "interrupted"  # the runner exits 128 + the signal's number
 
 
-EXIT_CODES = {Verdict.PASSED: 0, Verdict.FAILED: 1, Verdict.ERROR: 2}
+EXIT_CODES = {Verdict.PASSED: 0, Verdict.FAILED: 1, Verdict.ERROR: 2, Verdict.INTERRUPTED: 130}
 FAILING = frozenset({Outcome.FAILED, Outcome.ERROR})
 # Long texts a row carries; evidence.json leaves them to report.html and the stage file.
 OUTPUT_FIELDS = ("traceback", "stdout", "stderr")
@@ -93,6 +95,7 @@ class Phase:
     when: str
     category: str
     message: str = ""
+    label: str = ""  # a conftest's own word for it (pytest_report_teststatus), if any
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,9 @@ class TestRow:
             "rerun_outcomes": list(self.rerun_outcomes),
         }
         if self.phases:
-            data["phases"] = [vars(p) for p in self.phases]
+            data["phases"] = [
+                {k: v for k, v in vars(p).items() if v or k != "label"} for p in self.phases
+            ]
         if self.device:
             data["device"] = self.device
         if outputs:
@@ -241,4 +246,9 @@ def _line(value: Any) -> int | None:
 
 
 def _phase(data: dict[str, Any]) -> Phase:
-    return Phase(_text(data.get("when")), _text(data.get("category")), _text(data.get("message")))
+    return Phase(
+        _text(data.get("when")),
+        _text(data.get("category")),
+        _text(data.get("message")),
+        _text(data.get("label")),
+    )

@@ -20,6 +20,7 @@ __all__ = [
     "CUT_MARK",
     "MAX_TEXT_CHARS",
     "clip_end",
+    "cut_count",
     "first_line",
     "safe_data",
     "safe_text",
@@ -97,6 +98,12 @@ def clip_end(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
     if newline >= 0:
         kept = kept[newline + 1 :]
     return CUT_MARK.format(count=earlier + len(text) - len(kept)) + kept
+
+
+def cut_count(text: str) -> int:
+    """How many characters the cut mark at the start of text says went (0: no mark)."""
+    mark = _MARK.match(text)
+    return int(mark.group(1).replace(",", "")) if mark else 0
 
 
 def first_line(text: str, max_chars: int = FIRST_LINE_CHARS) -> str:

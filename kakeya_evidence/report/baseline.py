@@ -34,12 +34,17 @@ def compare_tests(
         baseline: The baseline run's tests.
 
     Returns:
-        Node id lists: new_failures, fixed, still_failing, added, removed, flaky.
+        Node id lists: new_failures, fixed, still_failing, added, removed, flaky, and
+        new_tests_failing (tests absent from the baseline that fail: new failures too,
+        as a reviewer counts them).
     """
     now, before = _outcomes(current), _outcomes(baseline)
     both = [n for n in now if n in before]
+    new_failing = [n for n in now if n not in before and now[n] in _FAILING]
+    broken = [n for n in both if now[n] in _FAILING and before[n] not in _FAILING]
     return {
-        "new_failures": [n for n in both if now[n] in _FAILING and before[n] not in _FAILING],
+        "new_failures": broken + new_failing,
+        "new_tests_failing": new_failing,
         "fixed": [n for n in both if now[n] not in _FAILING and before[n] in _FAILING],
         "still_failing": [n for n in both if now[n] in _FAILING and before[n] in _FAILING],
         "added": [n for n in now if n not in before],

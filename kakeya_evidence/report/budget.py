@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from markupsafe import escape
 
 from kakeya_evidence.common.schema import OUTPUT_FIELDS, TestRow
-from kakeya_evidence.common.text import MAX_TEXT_CHARS, clip_end
+from kakeya_evidence.common.text import MAX_TEXT_CHARS, clip_end, cut_count
 
 __all__ = [
     "DEFAULT_MAX_REPORT_MB",
@@ -72,9 +72,12 @@ def fit_outputs(rows: Sequence[TestRow], budget_bytes: int) -> tuple[list[TestRo
                 # escaped bytes per character vary; scale the cap to this text's own ratio
                 text = clip_end(text, int(cap * len(text) / size))
                 changes[name] = text
-            if len(text) != len(getattr(original, name)):
+            # what this report cut, read from the marks: a mark the suite wrote is not
+            # counted again, and a mark longer than the text it replaced is no negative count
+            removed = cut_count(text) - cut_count(getattr(original, name))
+            if removed > 0:
                 stats["clipped_fields"] += 1
-                stats["clipped_chars"] += len(getattr(original, name)) - len(text)
+                stats["clipped_chars"] += removed
         capped[index] = row.with_outputs(changes) if changes else row
     return capped, stats
 

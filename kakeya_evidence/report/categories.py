@@ -1,9 +1,10 @@
 """Failure categories: failures and errors grouped by a masked signature.
 
 A signature is the exception type plus the first error line with everything that
-differs between otherwise identical failures masked: addresses, UUIDs, long hex
-ids, file paths and numbers. Fifty ``ConnectionError: port 50123 refused`` failures
-are one category, not fifty.
+differs between otherwise identical failures masked: addresses (memory, IP, host:port),
+ports, UUIDs, long hex ids, file and temporary paths, durations, numbers, and numbers
+inside identifiers after ``_`` or ``-`` (``key_10`` and ``key_20`` are one ``key_<n>``).
+Fifty ``ConnectionError: port 50123 refused`` failures are one category, not fifty.
 """
 
 from __future__ import annotations
@@ -20,6 +21,20 @@ _MASKS = (
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>"),
     (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<addr>"),
     (re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+){2,}[\\/]?"), "<path>"),
+    # host:port and bare IPv4 addresses, before their numbers are masked one by one
+    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b|\[[0-9a-f:]+\](?::\d+)?", re.I), "<addr>"),
+    (re.compile(r"\b(localhost|port)([: ])\d{1,5}\b", re.I), r"\1\2<port>"),
+    # temporary names (tempfile's tmpXXXXXXXX, pytest's tmp_path parts)
+    (re.compile(r"\b(?:tmp|pytest-)[\w-]*\d[\w-]*\b"), "<tmp>"),
+    # durations with a unit: 0.25s, 12 ms, 3.5 seconds
+    (
+        re.compile(
+            r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|min|minutes?|h)\b"
+        ),
+        "<duration>",
+    ),
+    # numbers inside identifiers after _ or - (key_10, worker-3); float32 and x0 stay
+    (re.compile(r"(?<=[A-Za-z][_-])\d+\b"), "<n>"),
     # long tokens that mix letters and digits: session ids, hashes, tokens
     (re.compile(r"(?<![\w-])(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{16,}(?![\w-])"), "<id>"),
     (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I), "<id>"),

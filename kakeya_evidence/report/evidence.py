@@ -57,6 +57,8 @@ SUITE_FIELDS = (
     "leftover_processes",
     "workers",
     "shard",
+    "deselected",
+    "added_options",
 )
 PACKAGES = (
     "kakeya",
@@ -168,7 +170,10 @@ def decide_verdict(
     counts: dict[str, int],
     gates: Sequence[dict[str, Any]] = (),
 ) -> Verdict:
-    """error (a stage did not end ok), failed (tests failed or a gate failed), else passed."""
+    """interrupted (a signal cut a stage short), error (a stage did not end ok), failed
+    (tests failed or a gate failed), else passed."""
+    if any(stage["status"] == StageStatus.INTERRUPTED for stage in stages):
+        return Verdict.INTERRUPTED
     if any(stage["status"] != StageStatus.OK for stage in stages):
         return Verdict.ERROR
     if sum(_count(counts.get(k)) for k in FAILING) > 0:
@@ -188,6 +193,7 @@ def collect_provenance(
         "commit": _git(["rev-parse", "HEAD"]),
         "dirty": _dirty(),
         "toplevel": _git(["rev-parse", "--show-toplevel"]),
+        "branch": _branch(),
         "parameters": parameters,
         "packages": {name: package_version(name) for name in PACKAGES},
         "determinism": collect_determinism(parameters, host or {}),
@@ -266,6 +272,12 @@ def _git(args: list[str]) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _branch() -> str | None:
+    """The checked-out branch (None when detached or outside git)."""
+    name = _git(["rev-parse", "--abbrev-ref", "HEAD"])
+    return None if name in (None, "HEAD") else name
 
 
 def _dirty() -> bool | None:

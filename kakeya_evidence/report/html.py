@@ -35,6 +35,7 @@ CHANGE_LABELS = (
     ("flaky", "flaky"),
     ("added", "added"),
     ("removed", "removed"),
+    ("new_tests_failing", "new test, failing"),
 )
 PERF_IMAGES = (
     ("turn_latency", "per-turn latency"),

@@ -127,16 +127,54 @@ def plot_timeline(rows: Sequence[TestRow]) -> Figure:
     lanes = list(timeline_lanes(rows).items())[:_MAX_LANES]
     figure = _figure(figsize=(10, min(8.0, 1.4 + 0.35 * max(1, len(lanes)))))
     axes = figure.add_subplot()
+    long_s = _long_test_s([r for _, lane in lanes for r in lane])
     for index, (_, lane) in enumerate(lanes):
         spans = [(r.start_s or 0.0, max(0.0, (r.stop_s or 0.0) - (r.start_s or 0.0))) for r in lane]
         colors = [COLORS.get(r.outcome, "#555555") for r in lane]
         axes.broken_barh(spans, (index - 0.4, 0.8), facecolors=colors, linewidth=0)
+        _mark_tests(axes, index, lane, long_s)
     axes.set_yticks(range(len(lanes)), [name for name, _ in lanes])
     axes.invert_yaxis()
     axes.set_xlabel("seconds since the suite started")
     count = sum(len(lane) for _, lane in lanes)
-    figure.suptitle(f"Timeline: {count} tests on {len(lanes)} lane(s)")
+    failing = sum(
+        1 for _, lane in lanes for r in lane if r.outcome in (Outcome.FAILED, Outcome.ERROR)
+    )
+    figure.suptitle(
+        f"Timeline: {count} tests on {len(lanes)} lane(s); ticks mark {failing} failing, "
+        f"outlines tests of {long_s:.0f} s or more"
+    )
     return figure
+
+
+def _long_test_s(rows: Sequence[TestRow]) -> float:
+    """A test this long (2% of the run, at least 1 s) gets its own outlined mark and label."""
+    stops = [r.stop_s for r in rows if r.stop_s is not None]
+    return max(1.0, 0.02 * (max(stops) if stops else 0.0))
+
+
+def _mark_tests(axes: Any, index: int, lane: Sequence[TestRow], long_s: float) -> None:
+    """Marks that stay visible at any density: a tick per failure, an outline per long test.
+
+    Dense passing tests merge into one bar (their bins); a failure among them is still a
+    full-height tick in its own colour, and a long test is outlined and named.
+    """
+    failing = [r for r in lane if r.outcome in (Outcome.FAILED, Outcome.ERROR)]
+    for row in failing:
+        axes.plot(
+            [row.start_s], [index], marker="|", markersize=16, markeredgewidth=2,
+            color=COLORS[row.outcome], gid="failure-mark",
+        )  # fmt: skip
+    for row in lane:
+        took = (row.stop_s or 0.0) - (row.start_s or 0.0)
+        if took >= long_s:
+            axes.broken_barh(
+                [(row.start_s or 0.0, took)], (index - 0.4, 0.8), facecolors="none",
+                edgecolors="#000000", linewidth=1.2, gid="long-test",
+            )  # fmt: skip
+            label = f"{_short(row.name or row.nodeid, 30)} ({took:.1f} s)"
+            axes.text((row.start_s or 0.0) + took / 2, index, label, ha="center",
+                      va="center", fontsize="x-small", clip_on=True)  # fmt: skip
 
 
 def plot_trends(runs: Sequence[dict[str, Any]]) -> Figure:

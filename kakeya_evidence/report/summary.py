@@ -13,10 +13,23 @@ from typing import Any
 from kakeya_evidence.common.schema import FAILING
 from kakeya_evidence.report.units import format_fact
 
-__all__ = ["MAX_SUMMARY_CHARS", "escape_markdown", "model_line", "render_summary"]
+__all__ = [
+    "MAX_SUMMARY_CHARS",
+    "commit_line",
+    "escape_markdown",
+    "model_line",
+    "render_summary",
+]
 
 MAX_SUMMARY_CHARS = 60_000
-VERDICT_TITLES = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}
+VERDICT_TITLES = {
+    "passed": "PASSED",
+    "failed": "FAILED",
+    "error": "ERROR",
+    "interrupted": "INTERRUPTED",
+}
+SHORT_SHA = 12
+RESOLVED_DEVICES = ("cpu", "cuda", "mps")  # what a device resolves to (runner.DEVICES less auto)
 _TABLE_HEAD = "\n| test | outcome | first error line | duration (s) |\n| --- | --- | --- | --- |\n"
 _LEFT_OUT = "\n_{count} more failing tests not shown (size limit); see the report._\n"
 
@@ -35,6 +48,21 @@ def model_line(model: dict[str, Any]) -> str:
         f"{model.get('id') or '?'} on {_resolved(model, 'device')}, "
         f"dtype {_resolved(model, 'dtype')}"
     )
+
+
+def commit_line(evidence: dict[str, Any]) -> str:
+    """``Tested commit abc123 (dirty) on branch x; baseline commit def456.`` (plain text)."""
+    provenance = evidence.get("provenance") or {}
+    tested = str(provenance.get("commit") or "unknown")[:SHORT_SHA]
+    if provenance.get("dirty"):
+        tested += " (dirty)"
+    if provenance.get("branch"):
+        tested += f" on branch {provenance['branch']}"
+    baseline = evidence.get("baseline")
+    if not baseline:
+        return f"Tested commit {tested}; no baseline."
+    base = str(baseline.get("commit") or "unknown")[:SHORT_SHA]
+    return f"Tested commit {tested}; baseline commit {base}."
 
 
 def render_summary(evidence: dict[str, Any], max_chars: int = MAX_SUMMARY_CHARS) -> str:
@@ -69,6 +97,7 @@ def render_summary(evidence: dict[str, Any], max_chars: int = MAX_SUMMARY_CHARS)
 def _head(evidence: dict[str, Any]) -> str:
     verdict = str(evidence.get("verdict", "error"))
     lines = [f"## Kakeya evidence: {VERDICT_TITLES.get(verdict, verdict.upper())}", ""]
+    lines += [escape_markdown(commit_line(evidence), 500), ""]
     lines += _changes(evidence.get("baseline"))
     lines.append(
         f"Model {escape_markdown(model_line(evidence.get('model') or {}))}; "
@@ -82,6 +111,9 @@ def _head(evidence: dict[str, Any]) -> str:
     counts = {k: v for k, v in (evidence.get("counts") or {}).items() if v or k != "not_run"}
     lines += ["", "| " + " | ".join(counts) + " |", "|" + " --- |" * len(counts)]
     lines += ["| " + " | ".join(str(v) for v in counts.values()) + " |", ""]
+    deselected = (evidence.get("suite") or {}).get("deselected")
+    if isinstance(deselected, int) and deselected > 0:
+        lines += [f"{deselected} deselected (not counted above).", ""]
     lines += ["| stage | status | duration (s) | reason |", "| --- | --- | --- | --- |"]
     for stage in evidence.get("stages") or []:
         lines.append(
@@ -137,15 +169,23 @@ def _warnings(evidence: dict[str, Any]) -> list[str]:
 
 
 def _failure_rows(evidence: dict[str, Any]) -> list[str]:
-    new = set(((evidence.get("baseline") or {}).get("tests") or {}).get("new_failures") or [])
+    changes = (evidence.get("baseline") or {}).get("tests") or {}
+    new = set(changes.get("new_failures") or [])
+    new_tests = set(changes.get("new_tests_failing") or [])
     failing = [t for t in evidence.get("tests") or [] if t.get("outcome") in FAILING]
     failing.sort(key=lambda t: t.get("nodeid") not in new)  # stable: new failures first
     return [
-        f"| {'**new** ' if t.get('nodeid') in new else ''}{escape_markdown(t['nodeid'], 200)} "
+        f"| {_new_mark(t.get('nodeid'), new, new_tests)}{escape_markdown(t['nodeid'], 200)} "
         f"| {t['outcome']} | {escape_markdown(t.get('message') or '')} "
         f"| {_seconds(t.get('duration_s'))} |"
         for t in failing
     ]
+
+
+def _new_mark(nodeid: Any, new: set[str], new_tests: set[str]) -> str:
+    if nodeid in new_tests:
+        return "**new test, failing** "
+    return "**new** " if nodeid in new else ""
 
 
 def _foot(evidence: dict[str, Any]) -> str:
@@ -171,6 +211,8 @@ def _host_line(host: dict[str, Any]) -> str:
 
 def _resolved(model: dict[str, Any], key: str) -> str:
     resolved, requested = model.get(key), model.get(f"{key}_requested")
+    if key == "device" and resolved not in RESOLVED_DEVICES:
+        resolved = None  # an unknown name (--device gpu) is what was asked, never what ran
     if not resolved:
         return f"{requested or 'auto'} (not resolved: the model was not loaded)"
     if requested and requested != resolved:

@@ -4,17 +4,28 @@ Loaded with ``-p kakeya_evidence.stages.pytest_plugin``; it writes to the file n
 ``KAKEYA_EVIDENCE_RECORD`` (nothing when unset). Each event is flushed as it happens, so
 a killed process leaves everything up to its last moment:
 
-    session_started  pid, rootdir, inifile, cwd, args, t
-    collected        nodeids (after any deselection)
+    session_started  pid, rootdir, inifile, cwd, args, added, t
+    collected        nodeids (after any deselection), deselected (how many)
     started          nodeid, t                  (a test began; no ``finished`` = running)
     report           nodeid, when, outcome, category (pytest's own, from
                      ``pytest_report_teststatus``), counted, duration_s, start, stop,
                      worker, message, exception, longrepr, stdout, stderr, path, line
     finished         nodeid, t
+    exited           kind (exit, interrupt), reason, returncode, nodeid, t
     session_finished exitstatus, t
 
-A report's stdout/stderr hold that phase's capture only. ``SIGUSR1`` dumps every thread's
-stack to ``KAKEYA_EVIDENCE_STACKS`` (the watchdog sends it before killing a hang).
+A report's stdout/stderr hold that phase's capture only. The plugin is invisible to the
+tests: its encoder, clock and file writes are bound when it is imported, before any test
+runs, and it writes with ``os.write`` on a descriptor it opened, so a test that patches
+``json.dumps``, ``time.time`` or ``open`` (or swaps ``sys.modules``) cannot change what
+it records. A report's category is the word ``pytest_report_teststatus`` gives (a
+conftest's own word, "knownfail", included), its outcome pytest's own.
+
+``SIGUSR1`` dumps every thread's stack to ``KAKEYA_EVIDENCE_STACKS`` (the watchdog sends
+it before killing a hang).
+``KAKEYA_EVIDENCE_TIMEOUT`` (seconds) and ``KAKEYA_EVIDENCE_CACHE_DIR`` are the pipeline's
+per-test timeout and cache folder, applied only where the suite configured neither
+(``timeout`` / ``cache_dir`` in its ini file or on the command line); ``added`` says which.
 ``KAKEYA_EVIDENCE_SHARD=K/N`` keeps every N-th collected test starting at the K-th; a
 collection error or module-level skip is recorded in one shard only (chosen by a hash of
 its node id), so the shards' counts add up to the whole suite's. Under pytest-xdist the
@@ -25,12 +36,13 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import json.encoder
 import os
 import re
 import signal
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -40,27 +52,67 @@ from kakeya_evidence.stages.shard import in_shard, owns_node, parse_shard
 RECORD_ENV = "KAKEYA_EVIDENCE_RECORD"
 STACKS_ENV = "KAKEYA_EVIDENCE_STACKS"
 SHARD_ENV = "KAKEYA_EVIDENCE_SHARD"
+TIMEOUT_ENV = "KAKEYA_EVIDENCE_TIMEOUT"  # per-test timeout, unless the suite sets one
+CACHE_ENV = "KAKEYA_EVIDENCE_CACHE_DIR"  # pytest's cache, unless the suite sets cache_dir
 
-_state: dict[str, Any] = {"file": None, "stacks": None, "config": None, "collected": False}
+_state: dict[str, Any] = {
+    "fd": None,
+    "stacks": None,
+    "config": None,
+    "collected": False,
+    "running": "",
+    "deselected": 0,
+}
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.<>]*)(?::\s|$)")
 _SYNTAX_AT = re.compile(r'^E\s+File "(.+?)", line (\d+)')
 _FRAME_AT = re.compile(r"^(\S+?\.py):(\d+): in ")
 
 
+# Bound at import, before any test can patch or swap them (see the module docstring).
+_str, _now, _getpid = str, time.time, os.getpid
+_os_open, _os_write, _os_close = os.open, os.write, os.close
+_EXIT = pytest.exit.Exception
+
+
+def _default(value: Any) -> str:
+    try:
+        return _str(value)
+    except Exception:  # a test's object whose __str__ raises still gets a line
+        return object.__repr__(value)
+
+
+def _make_encoder() -> Any:
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is not None:
+        # markers, default, encoder, indent, key sep, item sep, sort_keys, skipkeys, allow_nan
+        encode = make(
+            None, _default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+        )
+        return lambda event: "".join(encode(event, 0))
+    encoder = json.JSONEncoder(default=_default, check_circular=False)
+    return lambda event: "".join(encoder.iterencode(event))
+
+
+_encode = _make_encoder()
+
+
 def _write(event: dict[str, Any]) -> None:
-    handle: IO[str] | None = _state["file"]
-    if handle is None:
+    fd = _state["fd"]
+    if fd is None:
         return
-    handle.write(json.dumps(event, default=str) + "\n")
-    handle.flush()
+    data = (_encode(event) + "\n").encode("ascii")  # ensure_ascii: every id byte for byte
+    while data:
+        data = data[_os_write(fd, data) :]
 
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-timeout and the cache read the settings
 def pytest_configure(config: pytest.Config) -> None:
     _state["config"] = config
+    added = _add_defaults(config)
     stacks = os.environ.get(STACKS_ENV)
     if stacks and hasattr(signal, "SIGUSR1"):
         if _is_worker(config):
@@ -70,18 +122,40 @@ def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get(RECORD_ENV)
     if not path or _is_worker(config):
         return
-    _state["file"] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives for the session
+    _state["fd"] = _os_open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     _write(
         {
             "event": "session_started",
-            "pid": os.getpid(),
+            "pid": _getpid(),
             "rootdir": str(config.rootpath),
             "inifile": str(config.inipath or ""),
             "cwd": str(config.invocation_params.dir),
             "args": [str(a) for a in config.invocation_params.args],
-            "t": time.time(),
+            "added": added,
+            "t": _now(),
         }
     )
+
+
+def _add_defaults(config: pytest.Config) -> list[str]:
+    """The pipeline's defaults, each only where the suite configured nothing itself.
+
+    Returns:
+        What was added, as the command-line option a person would have typed.
+    """
+    ini = getattr(config, "_inicfg", None) or getattr(config, "inicfg", None) or {}
+    added = []
+    timeout = os.environ.get(TIMEOUT_ENV)
+    if timeout and config.pluginmanager.hasplugin("timeout"):
+        own = config.getoption("timeout", None) is not None or "timeout" in ini
+        if not own and not os.environ.get("PYTEST_TIMEOUT"):
+            config.option.timeout = float(timeout)
+            added.append(f"--timeout={timeout}")
+    cache = os.environ.get(CACHE_ENV)
+    if cache and "cache_dir" not in ini:
+        config._inicache["cache_dir"] = cache  # read once, by the cache plugin's configure
+        added.append(f"-o cache_dir={cache}")
+    return added
 
 
 @pytest.hookimpl(trylast=True)
@@ -96,6 +170,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items[:] = kept
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _state["deselected"] += len(items)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     if not _is_worker(session.config):
         _collected([item.nodeid for item in session.items])
@@ -107,14 +185,14 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
 
 
 def _collected(nodeids: list[str]) -> None:
-    if _state["collected"] or _state["file"] is None:
+    if _state["collected"] or _state["fd"] is None:
         return
     _state["collected"] = True
-    _write({"event": "collected", "nodeids": nodeids})
+    _write({"event": "collected", "nodeids": nodeids, "deselected": _state["deselected"]})
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
-    if report.passed or _state["file"] is None:
+    if report.passed or _state["fd"] is None:
         return
     if not owns_node(report.nodeid, parse_shard(os.environ.get(SHARD_ENV, ""))):
         return
@@ -124,25 +202,43 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
 
 
 def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
-    _write({"event": "started", "nodeid": nodeid, "t": time.time()})
+    _state["running"] = nodeid
+    _write({"event": "started", "nodeid": nodeid, "t": _now()})
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     config = _state["config"]
-    if _state["file"] is None or config is None:
+    if _state["fd"] is None or config is None:
         return
     status = config.hook.pytest_report_teststatus(report=report, config=config)
-    category = str(status[0]) if status else report.outcome
+    category = _str(status[0]) if status else report.outcome
     counted = bool(getattr(report, "count_towards_summary", True))
     _write(_report_event(report, category, counted=counted))
 
 
 def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
-    _write({"event": "finished", "nodeid": nodeid, "t": time.time()})
+    _state["running"] = ""
+    _write({"event": "finished", "nodeid": nodeid, "t": _now()})
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """pytest.exit() or Ctrl-C ended the session: say so, and where."""
+    error = excinfo.value
+    exited = isinstance(error, _EXIT)
+    _write(
+        {
+            "event": "exited",
+            "kind": "exit" if exited else "interrupt",
+            "reason": _str(getattr(error, "msg", "") or error) if exited else "KeyboardInterrupt",
+            "returncode": getattr(error, "returncode", None),
+            "nodeid": _state["running"],
+            "t": _now(),
+        }
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _write({"event": "session_finished", "exitstatus": int(exitstatus), "t": time.time()})
+    _write({"event": "session_finished", "exitstatus": int(exitstatus), "t": _now()})
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -150,10 +246,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         faulthandler.unregister(signal.SIGUSR1)
         _state["stacks"].close()
         _state["stacks"] = None
-    if _state["file"] is not None:
-        _state["file"].close()
-        _state["file"] = None
-    _state.update(config=None, collected=False)
+    if _state["fd"] is not None:
+        _os_close(_state["fd"])
+        _state["fd"] = None
+    _state.update(config=None, collected=False, running="", deselected=0)
 
 
 def _report_event(
@@ -163,7 +259,7 @@ def _report_event(
         "event": "report",
         "nodeid": report.nodeid,
         "when": getattr(report, "when", None) or "collect",
-        "outcome": report.outcome,
+        "outcome": _str(report.outcome),
         "category": category,
         "counted": counted,
         "duration_s": round(float(getattr(report, "duration", 0.0) or 0.0), 6),

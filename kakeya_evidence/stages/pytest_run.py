@@ -26,7 +26,7 @@ from kakeya_evidence.common.schema import Outcome, Phase, TestRow
 from kakeya_evidence.common.text import clip_end, safe_text
 from kakeya_evidence.stages import pytest_plugin
 from kakeya_evidence.stages.capped_log import CappedLog
-from kakeya_evidence.stages.leftovers import RUN_ID_ENV, Leftover, ProcessWatch, new_run_id
+from kakeya_evidence.stages.leftovers import Leftover, ProcessWatch
 from kakeya_evidence.stages.record import Record, parse_record
 from kakeya_evidence.stages.redact import redact_files, redact_text, secret_values
 from kakeya_evidence.stages.results import fold_record, not_run
@@ -59,6 +59,7 @@ class PytestJob:
         args: Every other pytest argument.
         env: Environment variables set on top of this process's.
         deadline: time.monotonic() value after which the process is killed.
+        test_timeout_s: Per-test timeout, applied only if the suite sets none itself.
     """
 
     cwd: Path
@@ -66,6 +67,7 @@ class PytestJob:
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     deadline: float = float("inf")
+    test_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class PytestRun:
     started_t: float | None = None
     leftovers: list[Leftover] = field(default_factory=list)
     pytest_junit: bool = False  # pytest wrote its own junit.xml to the end
+    added: list[str] = field(default_factory=list)  # options the suite had not set itself
+    deselected: int = 0
 
 
 def run_pytest(job: PytestJob, work: Path) -> PytestRun:
@@ -103,15 +107,14 @@ def run_pytest(job: PytestJob, work: Path) -> PytestRun:
     record, junit, stacks = work / "record.jsonl", work / "junit.xml", work / "stacks"
     for stale in (record, junit, *work.glob("stacks*"), *work.glob("record.jsonl*")):
         stale.unlink(missing_ok=True)
-    run_id = new_run_id()
     command = _command(job, junit)
     log = CappedLog(work / "log.txt.gz")
-    started = time.monotonic()
+    started, started_t = time.monotonic(), time.time()
     try:
         proc = subprocess.Popen(
             command,
             cwd=job.cwd,
-            env=_environment(job, record, stacks, run_id),
+            env=_environment(job, work),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -122,7 +125,7 @@ def run_pytest(job: PytestJob, work: Path) -> PytestRun:
         reason = f"could not start pytest: {exc}"
         return PytestRun(None, [], [], "failed", reason, 0.0, command, str(job.cwd))
     log.start(proc.stdout)  # type: ignore[arg-type]
-    watch = ProcessWatch(proc.pid, run_id)
+    watch = ProcessWatch(proc.pid, started_t)
     returncode, timed_out = _wait(proc, job.deadline, stacks, watch)
     leftovers = watch.reap()
     log.close()
@@ -144,11 +147,12 @@ def run_pytest(job: PytestJob, work: Path) -> PytestRun:
 
 
 def _command(job: PytestJob, junit: Path) -> list[str]:
-    plugin = ("-p", pytest_plugin.__name__, "-p", "no:cacheprovider")
+    plugin = ("-p", pytest_plugin.__name__)
     return [sys.executable, "-m", "pytest", *job.targets, *plugin, f"--junitxml={junit}", *job.args]
 
 
-def _environment(job: PytestJob, record: Path, stacks: Path, run_id: str) -> dict[str, str]:
+def _environment(job: PytestJob, work: Path) -> dict[str, str]:
+    record, stacks = work / "record.jsonl", work / "stacks"
     env = dict(os.environ)
     for name in COLOUR_ENV_VARS:
         env.pop(name, None)
@@ -160,7 +164,9 @@ def _environment(job: PytestJob, record: Path, stacks: Path, run_id: str) -> dic
     env[pytest_plugin.RECORD_ENV] = str(record.resolve())
     env[pytest_plugin.STACKS_ENV] = str(stacks.resolve())
     env[MODEL_LOAD_ENV] = str((record.parent / MODEL_LOAD_FILE).resolve())
-    env[RUN_ID_ENV] = run_id
+    env[pytest_plugin.CACHE_ENV] = str((work / "pytest_cache").resolve())
+    if job.test_timeout_s:
+        env[pytest_plugin.TIMEOUT_ENV] = f"{job.test_timeout_s:g}"
     return env
 
 
@@ -221,6 +227,9 @@ def _read_run(
     record = parse_record(record_path)
     results = fold_record(record)
     status, reason = _classify(returncode, timed_out, record, results, tail)
+    if record.exited and status not in ("crashed", "timeout"):
+        status, reason = _exited(record.exited, returncode)
+        results = _mark_running(results, record, reason, "", "")
     if status in ("crashed", "timeout"):
         results = _mark_running(results, record, f"{status}: {reason}", tail, stacks)
     ran = {r.nodeid for r in results}
@@ -239,6 +248,8 @@ def _read_run(
         [],
         "",
         rootdir=record.rootdir,
+        added=record.added,
+        deselected=record.deselected,
         log_tail=tail,
         stacks=stacks,
         started_t=record.started_t,
@@ -259,15 +270,25 @@ def _classify(
         return "crashed", f"pytest process killed by {_signal_name(-returncode)}{where}"
     if returncode in (3, 4) and not record.running:
         return "failed", f"pytest could not run (exit code {returncode}): {_error_line(tail)}"
-    if not record.finished and (record.running or returncode not in (0, 1, 2, 5)):
+    started = record.started_t is not None  # os._exit(0) in a conftest still ends early
+    if not record.finished and (record.running or started or returncode not in (0, 1, 2, 5)):
         return "crashed", f"pytest process exited with code {returncode}{where} before finishing"
     if returncode == 5 or (returncode == 2 and not results):
         return "failed", f"no tests were collected (pytest exit code {returncode})"
     return "ok", ""
 
 
+def _exited(exited: dict[str, object], returncode: int | None) -> tuple[str, str]:
+    """pytest.exit() (or SIGINT to pytest) ended the session early: not a pass."""
+    where = f" in {exited['nodeid']}" if exited.get("nodeid") else ""
+    if exited.get("kind") == "interrupt":
+        return "interrupted", f"pytest was interrupted{where} (exit code {returncode})"
+    reason = f"exited: pytest.exit(){where}: {exited.get('reason')} (exit code {returncode})"
+    return "failed", reason
+
+
 def _not_run_reason(status: str, reason: str, returncode: int | None) -> str:
-    if status in ("crashed", "timeout"):
+    if status in ("crashed", "timeout", "interrupted"):
         return reason
     return f"pytest stopped before running it (exit code {returncode})"
 

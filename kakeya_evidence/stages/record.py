@@ -1,24 +1,29 @@
-"""Read the pytest plugin's JSONL record: the one place test output enters the evidence.
+r"""Read the pytest plugin's JSONL record: the one place test output enters the evidence.
 
 Every string is made safe here (``textsafe.safe_text``) and long ones are end-clipped,
-so nothing downstream handles raw test output. Reading never raises on bad input: a
-missing file is an empty record, a torn or garbled line is skipped.
+so nothing downstream handles raw test output. Node ids are the exception: they are kept
+byte for byte (an id with ``\r`` or ESC in it is another test than one without), and
+only shown escaped (``textsafe.display_id``); a lone surrogate, which no file can hold,
+is written as its ``\udcxx`` escape. Reading never raises on bad input: a missing file
+is an empty record, a torn or garbled line is skipped.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kakeya_evidence.common.text import clip_end, safe_text
 
-__all__ = ["Phase", "Record", "parse_record"]
+__all__ = ["Phase", "Record", "node_id", "parse_record"]
 
 _LONG_FIELDS = ("longrepr", "stdout", "stderr")
-_SHORT_FIELDS = ("nodeid", "when", "category", "message", "exception", "path", "worker")
+_SHORT_FIELDS = ("when", "category", "outcome", "message", "exception", "path", "worker")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class Phase:
     nodeid: str
     when: str
     category: str
+    outcome: str = ""  # pytest's own: passed, failed or skipped
     counted: bool = True
     message: str = ""
     exception: str = ""
@@ -56,6 +62,10 @@ class Record:
         rootdir: The rootdir pytest chose.
         cwd: pytest's invocation directory.
         started_t: Epoch seconds when the session started (the suite clock's zero).
+        deselected: How many collected tests pytest deselected (-m, -k, the shard).
+        added: The options the pipeline added because the suite had not set them.
+        exited: How pytest.exit() or Ctrl-C ended the session ({kind, reason, returncode,
+            nodeid}), else None.
     """
 
     phases: list[Phase] = field(default_factory=list)
@@ -66,6 +76,9 @@ class Record:
     rootdir: str = ""
     cwd: str = ""
     started_t: float | None = None
+    exited: dict[str, Any] | None = None
+    added: list[str] = field(default_factory=list)
+    deselected: int = 0
 
 
 def parse_record(path: Path) -> Record:
@@ -83,20 +96,25 @@ def parse_record(path: Path) -> Record:
     phases: list[Phase] = []
     running: dict[str, None] = {}
     end: dict[str, Any] | None = None
+    exited: dict[str, Any] | None = None
+    deselected = 0
     for event in events:
         kind = event.get("event")
         if kind == "session_started":
             session = event
         elif kind == "collected":
-            collected = [safe_text(n) for n in event.get("nodeids") or []]
+            collected = [node_id(n) for n in event.get("nodeids") or []]
+            deselected = _number(event.get("deselected"), int) or 0
         elif kind == "started":
-            running[safe_text(event.get("nodeid"))] = None
+            running[node_id(event.get("nodeid"))] = None
         elif kind == "finished":
-            running.pop(safe_text(event.get("nodeid")), None)
+            running.pop(node_id(event.get("nodeid")), None)
         elif kind == "report":
             phases.append(_phase(event))
         elif kind == "session_finished":
             end = event
+        elif kind == "exited" and exited is None:
+            exited = _exited(event)
     return Record(
         phases=phases,
         collected=collected,
@@ -106,7 +124,25 @@ def parse_record(path: Path) -> Record:
         rootdir=safe_text(session.get("rootdir")),
         cwd=safe_text(session.get("cwd")),
         started_t=_number(session.get("t"), float),
+        exited=exited,
+        deselected=max(deselected, 0),
+        added=[safe_text(a) for a in session.get("added") or [] if isinstance(a, str)],
     )
+
+
+def node_id(value: Any) -> str:
+    """A node id as pytest wrote it (only a lone surrogate becomes its escape)."""
+    text = "" if value is None else str(value)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _exited(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": safe_text(event.get("kind")) or "exit",
+        "reason": clip_end(safe_text(event.get("reason")), 2000),
+        "returncode": _number(event.get("returncode"), int),
+        "nodeid": node_id(event.get("nodeid")),
+    }
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
@@ -129,6 +165,7 @@ def _phase(event: dict[str, Any]) -> Phase:
     text = {name: safe_text(event.get(name)) for name in _SHORT_FIELDS}
     text.update({name: clip_end(safe_text(event.get(name))) for name in _LONG_FIELDS})
     return Phase(
+        node_id(event.get("nodeid")),
         **text,
         counted=bool(event.get("counted", True)),
         line=_number(event.get("line"), int),

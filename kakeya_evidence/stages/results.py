@@ -63,7 +63,9 @@ def _fold(nodeid: str, phases: list[ReportedPhase], zero_t: float | None) -> Tes
         path=(lead or phases[0]).path,
         line=lead.line if lead else None,
         phases=tuple(
-            Phase(p.when, p.category, p.message) for p in phases if p.category and p.counted
+            Phase(p.when, _counted_as(p), p.message, _label(p))
+            for p in phases
+            if p.category and p.counted
         ),
         start_s=_since(min(starts), zero_t) if starts else None,
         stop_s=_since(max(stops), zero_t) if stops else None,
@@ -72,8 +74,30 @@ def _fold(nodeid: str, phases: list[ReportedPhase], zero_t: float | None) -> Tes
 
 
 def _outcome(phase: ReportedPhase) -> str:
-    # Plugins add categories ("subtests passed"); they rank as the outcome they end in.
-    return phase.category.removeprefix("subtests ")
+    """The phase's outcome as pytest counts it.
+
+    Plugins add categories ("subtests passed"); they rank as the outcome they end in. A
+    conftest's own word ("knownfail") is pytest's outcome under another name: a failed
+    report stays failed (pytest exits 1), however the terminal labels it.
+    """
+    category = phase.category.removeprefix("subtests ")
+    if category in _RANK or not phase.outcome:
+        return category
+    if phase.outcome == "failed":
+        return "error" if phase.when not in ("call", "") else "failed"
+    if phase.outcome == "skipped":
+        return "xfailed" if phase.wasxfail else "skipped"
+    return "xpassed" if phase.wasxfail else "passed"
+
+
+def _counted_as(phase: ReportedPhase) -> str:
+    """The category the phase counts in: its own, unless a conftest renamed an outcome."""
+    return phase.category if _label(phase) == "" else _outcome(phase)
+
+
+def _label(phase: ReportedPhase) -> str:
+    """The conftest's own word for a standard outcome ("knownfail"), else ""."""
+    return phase.category if _outcome(phase) != phase.category.removeprefix("subtests ") else ""
 
 
 def _traceback(failing: list[ReportedPhase], worst: ReportedPhase | None) -> str:

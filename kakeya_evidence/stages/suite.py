@@ -154,6 +154,8 @@ class SuiteOutcome:
     leftover_processes: list[dict[str, Any]] = field(default_factory=list)
     workers: int = 0
     shard: str | None = None
+    added_options: list[str] = field(default_factory=list)  # where the suite set none
+    deselected: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +168,8 @@ class SuiteOutcome:
             "cwd": self.cwd,
             "rootdir": self.rootdir,
             "command": self.command,
+            "added_options": self.added_options,
+            "deselected": self.deselected,
             "tests_commit": self.tests_commit,
             "leftover_processes": self.leftover_processes,
             "workers": self.workers,
@@ -201,6 +205,11 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
     out = Path(config.output_dir)
     work = out / "pytest"
     cwd, target = resolve_launch(config)
+    missing = missing_tests_reason(config)
+    if missing:
+        outcome = SuiteOutcome("failed", missing, [], count_outcomes([]), 0.0, 0.0, cwd=str(cwd))
+        write_stage(out, STAGE, outcome.to_dict())
+        return outcome
     deadline = started + config.stage_timeout_s
     first = run_pytest(_job(config, cwd, (target,), deadline, first=True), work / "run0")
     _write_junit(first, work / "run0" / "junit.xml", out / "junit.xml")
@@ -222,6 +231,8 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
         cwd=str(cwd),
         rootdir=first.rootdir,
         command=first.command,
+        added_options=first.added,
+        deselected=first.deselected,
         tests_commit=_tests_commit(config),
         leftover_processes=[p.to_dict() for p in leftovers],
         workers=config.workers,
@@ -229,6 +240,22 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
     )
     write_stage(out, STAGE, outcome.to_dict())
     return outcome
+
+
+def missing_tests_reason(config: SuiteConfig) -> str:
+    """Why the tests path cannot be run ("" when it exists), naming the resolved path.
+
+    A relative path starts at the current directory: in a notebook that papermill runs,
+    the notebook's folder unless papermill was given ``--cwd``.
+    """
+    path = config.tests.partition("::")[0]
+    full = Path(os.path.abspath(path))
+    if full.exists():
+        return ""
+    return (
+        f"tests path {path!r} does not exist: resolved against {os.getcwd()} it is {full}"
+        " (pass an absolute path, or run papermill with --cwd DIR)"
+    )
 
 
 def run_suite_stage(config: SuiteConfig) -> SuiteOutcome:
@@ -280,7 +307,7 @@ def _job(
     rootdir: str = "",
 ) -> PytestJob:
     """The first run takes the configured workers and shard; re-runs run serially."""
-    args = [f"--timeout={config.test_timeout_s:g}", "-q"]
+    args = ["-q"]
     env = {"KAKEYA_MODEL": config.model, "KAKEYA_DEVICE": config.device}
     env.update(KAKEYA_DTYPE=config.dtype, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
     if first and config.workers > 0:
@@ -289,7 +316,9 @@ def _job(
         env[SHARD_ENV] = config.shard
     if rootdir:
         args.append(f"--rootdir={rootdir}")  # re-runs keep the first run's node ids
-    return PytestJob(cwd, targets, (*args, *config.pytest_args), env, deadline)
+    return PytestJob(
+        cwd, targets, (*args, *config.pytest_args), env, deadline, config.test_timeout_s
+    )
 
 
 def _rerun_failures(

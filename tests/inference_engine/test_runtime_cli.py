@@ -49,6 +49,8 @@ def test_abbreviated_flags_are_refused_and_the_meant_one_named(capsys) -> None:
 
 def _other_value(field: dataclasses.Field[Any], kind: Any) -> Any:
     default = field.default
+    if "choices" in field.metadata:
+        return next(choice for choice in field.metadata["choices"] if choice != default)
     if isinstance(default, enum.Enum):
         return next(member for member in type(default) if member != default)
     if kind is str:

@@ -105,3 +105,15 @@ def test_quiet_suite_prints_no_progress(fixture_suite, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert proc.stdout.startswith("passed 2, ")
+
+
+def test_errors_are_counted_apart_from_failures_as_pytest_counts_them(tmp_path: Path):
+    record = tmp_path / "record.jsonl"
+    _events(record, {"event": "collected", "nodeids": ["a", "b", "c", "d", "e"]})
+    for nodeid in "abcd":
+        _events(record, {"event": "report", "nodeid": nodeid, "category": "failed"})
+    _events(record, {"event": "report", "nodeid": "e", "category": "error"})
+    tally = SuiteTally()
+    tally.read(record)
+    tally.close()
+    assert tally.line(1) == "suite: 0/5 tests done, 4 failed, 1 error, 1 s"

@@ -20,7 +20,14 @@ def test_outcome_and_status_names_are_the_contracts():
         "flaky",
         "not_run",
     ]
-    assert {str(s) for s in StageStatus} == {"ok", "failed", "crashed", "timeout", "skipped"}
+    assert {str(s) for s in StageStatus} == {
+        "ok",
+        "failed",
+        "crashed",
+        "timeout",
+        "skipped",
+        "interrupted",
+    }
 
 
 def test_a_row_from_todays_suite_without_the_new_fields_reads():

@@ -18,12 +18,22 @@ def test_status_changes_against_the_baseline():
     changes = compare_tests(now, before)
     assert changes == {
         "new_failures": ["t.py::a"],
+        "new_tests_failing": [],
         "fixed": ["t.py::b"],
         "still_failing": ["t.py::c"],
         "added": ["t.py::new"],
         "removed": ["t.py::gone"],
         "flaky": ["t.py::d"],
     }
+
+
+def test_a_failing_test_absent_from_the_baseline_is_a_new_failure():
+    before = _tests(a="passed")
+    now = _tests(a="failed", b="failed", c="error", d="passed")
+    changes = compare_tests(now, before)
+    assert changes["new_failures"] == ["t.py::a", "t.py::b", "t.py::c"]
+    assert changes["new_tests_failing"] == ["t.py::b", "t.py::c"]
+    assert changes["added"] == ["t.py::b", "t.py::c", "t.py::d"]
 
 
 def test_perf_regression_is_flagged_only_beyond_the_measured_spread():

@@ -74,3 +74,30 @@ def test_max_report_mb_is_a_flag_and_is_validated(tmp_path, capsys):
     assert (tmp_path / "report.html").stat().st_size <= 500_000
     assert main(["report", "--output", str(tmp_path), "--max-report-mb", "-1"]) == 2
     assert "max_report_mb must be a number > 0" in capsys.readouterr().err
+
+
+def test_one_test_of_a_megabyte_is_no_negative_cut_and_keeps_the_suites_count():
+    from kakeya_evidence.common.schema import Outcome, TestRow
+    from kakeya_evidence.common.text import clip_end
+    from kakeya_evidence.report.budget import fit_outputs
+
+    stdout = clip_end("x" * 1_000_000)
+    rows = [TestRow("t.py::big", Outcome.PASSED, stdout=stdout)]
+    fitted, stats = fit_outputs(rows, 10_000_000)
+    assert stats["clipped_chars"] == 0 and stats["clipped_fields"] == 0
+    assert fitted[0].stdout == stdout and stdout.startswith("[... 980,000 characters cut ...]")
+
+
+def test_every_cut_count_is_non_negative_and_adds_up():
+    from kakeya_evidence.common.schema import Outcome, TestRow
+    from kakeya_evidence.common.text import clip_end
+    from kakeya_evidence.report.budget import fit_outputs
+
+    rows = [
+        TestRow(f"t.py::t{i}", Outcome.FAILED, traceback=clip_end("y" * (30_000 + i)))
+        for i in range(10)
+    ]
+    fitted, stats = fit_outputs(rows, 50_000)
+    assert stats["clipped_chars"] > 0 and stats["clipped_fields"] == 10
+    kept = sum(len(r.traceback) for r in fitted)
+    assert kept < sum(len(r.traceback) for r in rows)

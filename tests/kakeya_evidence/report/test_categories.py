@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from report_support import make_test, write_run
 
 from kakeya_evidence.common.schema import TestRow
@@ -16,7 +17,7 @@ def _row(nodeid: str, message: str, outcome: str = "failed", exception: str = ""
 
 
 def test_masking_hides_numbers_addresses_paths_and_ids_but_not_names():
-    assert mask_message("port 50123 refused at 0x7f3a2b10") == "port <n> refused at <addr>"
+    assert mask_message("port 50123 refused at 0x7f3a2b10") == "port <port> refused at <addr>"
     assert mask_message("no file /tmp/pytest-of-ci/pytest-12/test_a0/x.txt") == "no file <path>"
     assert mask_message("session kX9_aB-cD3eF4gH5iJ6kL7 closed") == "session <id> closed"
     assert mask_message("id 123e4567-e89b-12d3-a456-426614174000") == "id <id>"
@@ -43,7 +44,7 @@ def test_failures_group_by_signature_largest_first_with_members():
     ]
     categories = categorize(rows)
     assert categories[0] == {
-        "signature": "ConnectionError: port <n> refused",
+        "signature": "ConnectionError: port <port> refused",
         "exception": "ConnectionError",
         "count": 3,
         "nodeids": ["t.py::a", "t.py::b", "t.py::c"],
@@ -62,7 +63,42 @@ def test_categories_reach_evidence_json_and_the_report(tmp_path):
     write_run(tmp_path, [*tests, make_test("t.py::ok")])
     write_report(tmp_path)
     categories = json.loads((tmp_path / "evidence.json").read_text())["categories"]
-    assert [(c["signature"], c["count"]) for c in categories] == [("TimeoutError: waited <n> s", 4)]
+    assert [(c["signature"], c["count"]) for c in categories] == [
+        ("TimeoutError: waited <duration>", 4)
+    ]
     html = (tmp_path / "report.html").read_text()
     section = html[html.index('id="categories"') : html.index('id="tests"')]
-    assert "TimeoutError: waited &lt;n&gt; s" in section and "t.py::test_3" in section
+    assert "TimeoutError: waited &lt;duration&gt;" in section and "t.py::test_3" in section
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "masked"),
+    [
+        ("KeyError: 'key_10 missing'", "KeyError: 'key_20 missing'", "KeyError: 'key_<n> missing'"),
+        ("worker-3 died", "worker-12 died", "worker-<n> died"),
+        ("id deadbeef0042 unknown", "id cafe00112233 unknown", "id <id> unknown"),
+        ("<Obj object at 0x7f00aa12>", "<Obj object at 0x7f11bb34>", "<Obj object at <addr>>"),
+        ("127.0.0.1:50123 refused", "10.0.0.7:41234 refused", "<addr> refused"),
+        ("localhost:8080 down", "localhost:9090 down", "localhost:<port> down"),
+        (
+            "/tmp/pytest-of-a/pytest-3/t0/x gone",
+            "/tmp/pytest-of-b/pytest-9/t1/x gone",
+            "<path> gone",
+        ),
+        ("tmpab3kd9x gone", "tmpzz81qq0 gone", "<tmp> gone"),
+        ("took 1.25s", "took 30 ms", "took <duration>"),
+    ],
+)
+def test_what_varies_inside_one_kind_of_failure_is_masked(first, second, masked):
+    assert mask_message(first) == mask_message(second) == masked
+
+
+def test_names_that_carry_digits_of_their_own_stay():
+    assert (
+        mask_message("dtype float32 vs float16 in test_x0") == "dtype float32 vs float16 in test_x0"
+    )
+
+
+def test_a_hundred_key_errors_are_one_category():
+    rows = [_row(f"t.py::t{i}", f"KeyError: 'key_{i} missing'") for i in range(100)]
+    assert [c["count"] for c in categorize(rows)] == [100]

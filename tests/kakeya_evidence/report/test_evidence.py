@@ -103,7 +103,7 @@ def test_the_suite_section_copies_where_pytest_ran_and_accepts_its_absence(tmp_p
     }
     write_run(tmp_path / "new", [make_test("t.py::a")], suite=suite)
     evidence = write_report(tmp_path / "new").evidence
-    assert evidence["suite"] == suite
+    assert evidence["suite"] == {**suite, "deselected": None, "added_options": None}
     html = (tmp_path / "new" / "report.html").read_text()
     assert "python -m pytest tests" in html and "sleep 100" in html
     assert "left 1 process(es) running" in (tmp_path / "new" / "summary.md").read_text()

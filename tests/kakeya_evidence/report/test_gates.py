@@ -38,13 +38,26 @@ def test_a_new_failure_fails_its_gate_the_verdict_and_the_exit_code(tmp_path):
     assert gate == {
         "name": "no_new_failures",
         "passed": False,
-        "detail": "1 new failing test(s): t.py::a",
+        "detail": "2 new failing test(s): t.py::a, t.py::b",
     }
     assert report.exit_code == 1
     html = report.html_path.read_text()
     header = html[: html.index('id="gates"')]
     assert "Gates failed" in header and "no_new_failures" in header
     assert "**FAILED**" in report.summary and "Quality gates: 1 of 2 failed" in report.summary
+    assert "| **new test, failing** t.py::b |" in report.summary
+
+
+def test_a_pr_that_adds_failing_tests_fails_the_new_failures_gate(tmp_path):
+    """4 failing tests the baseline never had and 1 it had passing: 5 new failures."""
+    tests = [make_test(f"t.py::added{i}", "failed") for i in range(4)]
+    write_run(tmp_path / "ev", [make_test("t.py::a", "failed"), *tests])
+    baseline = _baseline(tmp_path, [{"nodeid": "t.py::a", "outcome": "passed"}])
+    report = write_report(tmp_path / "ev", ReportConfig(baseline=baseline))
+    assert report.evidence["baseline"]["tests"]["new_failures"][0] == "t.py::a"
+    assert len(report.evidence["baseline"]["tests"]["new_failures"]) == 5
+    gate = report.evidence["gates"][0]
+    assert not gate["passed"] and gate["detail"].startswith("5 new failing test(s)")
 
 
 def test_a_perf_gate_alone_fails_a_run_whose_tests_pass(tmp_path):

@@ -170,10 +170,18 @@ def test_the_header_says_what_changed_against_the_baseline_first(tmp_path: Path)
     html = write_report(tmp_path / "ev", ReportConfig(baseline=str(baseline))).html_path.read_text()
     header = html.split("<header")[1].split("</header>")[0]
     lines = re.findall(r"<p[^>]*>(.*?)</p>", header, flags=re.S)
-    assert lines[0] == (
+    assert re.fullmatch(
+        r"Tested commit <code>[0-9a-f]{12}</code>( \(dirty\))?( on branch <code>[^<]+</code>)?"
+        r"; baseline commit <code>feedface</code>",
+        lines[0],
+    ), lines[0]
+    assert lines[1] == (
         "Against the baseline (commit feedface): 1 new failures, 1 fixed, 0 still failing, "
         "no perf regression."
     )
+    summary = (tmp_path / "ev" / "summary.md").read_text().splitlines()
+    assert summary[0].startswith("## Kakeya evidence: FAILED")
+    assert re.fullmatch(r"Tested commit [0-9a-f]{12}.*; baseline commit feedface\.", summary[2])
 
 
 def test_a_failed_setup_stage_says_results_are_not_meaningful(tmp_path: Path):
