@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from kakeya_evidence.common.commit import bench_commit_problem
 from kakeya_evidence.common.files import STAGES, check_output_dir, read_stage, write_stage
 from kakeya_evidence.common.schema import StageStatus
 from kakeya_evidence.config import (
@@ -32,7 +33,6 @@ from kakeya_evidence.kernel import KernelQueue, NotebookRun, ensure_kernel, exec
 from kakeya_evidence.progress import Progress
 from kakeya_evidence.report import RUNNER_STAGE, write_report
 from kakeya_evidence.report.appendix import NotebookPrerender
-from kakeya_evidence.stages.commit import bench_commit_problem
 
 __all__ = [
     "NOTEBOOKS",
@@ -299,7 +299,7 @@ def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_bench_commit(config: RunConfig) -> None:
-    """A bench.json measured at another commit is refused, never reused (see stages/commit)."""
+    """A bench.json measured at another commit is refused, never reused (see common/commit)."""
     bench = config.report.bench
     path = Path(bench) if bench else Path(config.output) / "bench.json"
     problem = bench_commit_problem(path) if path.is_file() else None

@@ -42,9 +42,9 @@ from kakeya_evidence.bench.stats import (
     concurrency_row,
     decode_rate,
 )
+from kakeya_evidence.common.commit import stamp_commit
 from kakeya_evidence.common.params import DEFAULT_MODEL_ID, DEFAULT_OUTPUT_DIR
 from kakeya_evidence.errors import CacheMissError, ParameterError
-from kakeya_evidence.stages.commit import stamp_commit
 
 __all__ = ["BenchConfig", "register", "run_bench", "run_bench_command", "validate_config"]
 

@@ -40,13 +40,24 @@ COULD_NOT_RUN = "could not run"
 _STEP_TIMEOUT_S = 4 * 3600.0
 # Run in the reproduction's interpreter, inside the worktree: only the fields this commit's
 # RunConfig / BenchConfig knows are passed, so older and newer commits both take them.
+# A commit with the composed configuration builds it from the flag names (run_config);
+# an older one had one flat RunConfig.
 _RUN = """
 import json, sys
 from dataclasses import fields
-from kakeya_evidence.runner import RunConfig, run_pipeline
+from kakeya_evidence.runner import run_pipeline
 params = json.loads(sys.argv[1])
-known = {f.name for f in fields(RunConfig)}
-sys.exit(run_pipeline(RunConfig(**{k: v for k, v in params.items() if k in known})))
+try:
+    from inference_engine.cli_args import config_fields, flag_dest
+    from kakeya_evidence.config import RunConfig, run_config
+except ImportError:
+    from kakeya_evidence.runner import RunConfig
+    known = {f.name for f in fields(RunConfig)}
+    config = RunConfig(**{k: v for k, v in params.items() if k in known})
+else:
+    known = {flag_dest(f) for f, _ in config_fields(RunConfig)}
+    config = run_config({k: v for k, v in params.items() if k in known})
+sys.exit(run_pipeline(config))
 """
 _BENCH = """
 import json, sys

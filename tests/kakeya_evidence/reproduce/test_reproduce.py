@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from kakeya_evidence.cli import main
+from kakeya_evidence.config import run_config
 from kakeya_evidence.reproduce.run import ReproduceConfig, reproduce
-from kakeya_evidence.runner import RunConfig, run_pipeline
+from kakeya_evidence.runner import run_pipeline
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -55,7 +56,11 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def evidence_run(repo: Path, out: Path) -> dict:
     notebooks = str(repo / "notebooks")
-    run_pipeline(RunConfig(output=str(out), tests="tests", notebooks_dir=notebooks, quiet=True))
+    run_pipeline(
+        run_config(
+            {"output": str(out), "tests": "tests", "notebooks_dir": notebooks, "quiet": True}
+        )
+    )
     return json.loads((out / "evidence.json").read_text(encoding="utf-8"))
 
 

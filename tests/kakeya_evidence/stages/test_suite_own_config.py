@@ -12,7 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from kakeya_evidence.runner import RunConfig, _parameters
+from kakeya_evidence.config import run_config
+from kakeya_evidence.runner import _parameters
 from kakeya_evidence.stages.suite import SuiteConfig, run_suite
 
 pytestmark = pytest.mark.slow
@@ -134,7 +135,7 @@ def test_the_runner_hands_the_suite_notebook_the_tests_path_without_resolving_sy
 ):
     project = _symlinked_project(tmp_path)
     monkeypatch.chdir(project)
-    params = _parameters("integration_suite", RunConfig(tests="tests"), tmp_path / "ev")
+    params = _parameters("integration_suite", run_config({"tests": "tests"}), tmp_path / "ev")
     assert params["tests"] == str(project / "tests")
     assert params["cwd"] == str(project)
 

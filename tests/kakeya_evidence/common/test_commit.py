@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kakeya_evidence.bench.run import write_bench
 from kakeya_evidence.cli import main
-from kakeya_evidence.stages.commit import bench_commit_problem, head_commit
+from kakeya_evidence.common.commit import bench_commit_problem, head_commit
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
