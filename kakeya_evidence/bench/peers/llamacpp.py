@@ -145,8 +145,15 @@ class LlamaWorker:
 
     def batch(self, prompts: Sequence[list[int]], max_tokens: int) -> BatchSample:
         """n sequences decoding together in one context (``llama_batch``)."""
+        return self.batch_with_ids(prompts, max_tokens)[0]
+
+    def batch_with_ids(
+        self, prompts: Sequence[list[int]], max_tokens: int
+    ) -> tuple[BatchSample, list[list[int]]]:
+        """`batch`, and each sequence's greedy token ids."""
         reply = self._call({"op": "batch", "prompts": list(prompts), "max_tokens": max_tokens})
-        return BatchSample(tuple(tuple(s) for s in reply["stamps_s"]))
+        stamps = BatchSample(tuple(tuple(s) for s in reply["stamps_s"]))
+        return stamps, [list(ids) for ids in reply["token_ids"]]
 
     def close(self) -> None:
         """Ends the worker (EOF on its stdin), waits for it, closes the pipes. Idempotent."""
