@@ -74,6 +74,10 @@ class BenchConfig:
     seed: int = 0
     quiet: bool = False
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
+    sweep_max_tokens: int = field(
+        default=0,
+        metadata={"help": "tokens each session generates in the concurrency sweep (0: G)"},
+    )
     peer: tuple[str, ...] = field(
         default=(),
         metadata={"help": "peer engines measured beside the runtime: llama.cpp (extra peer-llama)"},
@@ -123,6 +127,11 @@ def validate_config(config: BenchConfig) -> BenchConfig:
         value = getattr(config, name)
         if value < bound:
             raise ParameterError(f"{name} must be >= {bound}, got {value}", stage="bench")
+    if config.sweep_max_tokens and not 3 <= config.sweep_max_tokens <= 4096:
+        raise ParameterError(
+            f"sweep_max_tokens must be 0 or in [3, 4096], got {config.sweep_max_tokens}",
+            stage="bench",
+        )
     if config.max_tokens > 4096:
         raise ParameterError(f"max_tokens must be <= 4096, got {config.max_tokens}", stage="bench")
     if any(not 1 <= n <= MAX_CONCURRENCY for n in config.concurrency):
@@ -182,10 +191,21 @@ def register(subparsers: Any) -> None:
         default=d.concurrency,
         help="session counts of the sweep, e.g. 1,2,4,8,16 ('' skips it)",
     )
+    bench.add_argument(
+        "--sweep-max-tokens",
+        type=int,
+        default=d.sweep_max_tokens,
+        help=_help("sweep_max_tokens"),
+    )
     bench.add_argument("--seed", type=int, default=d.seed, help="seed of the token ids")
     _register_peer_flags(bench, d)
     bench.add_argument("--quiet", action="store_true", help="no progress on stderr")
     bench.set_defaults(func=run_bench_command)
+
+
+def _help(name: str) -> str:
+    """A `BenchConfig` field's help text, from its metadata."""
+    return str(next(f for f in fields(BenchConfig) if f.name == name).metadata["help"])
 
 
 def _register_peer_flags(bench: Any, d: BenchConfig) -> None:
@@ -197,7 +217,7 @@ def _register_peer_flags(bench: Any, d: BenchConfig) -> None:
                 "--" + item.name.replace("_", "-"),
                 type=lists.get(item.name, str),
                 default=getattr(d, item.name),
-                help=item.metadata["help"],
+                help=_help(item.name),
             )
 
 
@@ -223,6 +243,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         seed=args.seed,
         quiet=args.quiet,
         concurrency=tuple(args.concurrency),
+        sweep_max_tokens=args.sweep_max_tokens,
         peer=tuple(args.peer),
         peer_types=tuple(args.peer_types),
         peer_threads=args.peer_threads,
@@ -464,7 +485,7 @@ def _sweep_point(
     from kakeya_evidence.bench import concurrency as sweep
     from kakeya_evidence.bench.peers.llamacpp import add_peer_rates
 
-    g = config.max_tokens
+    g = config.sweep_max_tokens or config.max_tokens
     variants = {"runtime": lambda: sweep.measure_runtime_batch(engine, prompts, g)}
     if client is not None:
         variants["sdk_grpc"] = lambda: client.batch(prompts, g)

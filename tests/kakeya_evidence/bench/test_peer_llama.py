@@ -91,6 +91,14 @@ def test_peer_flags_reach_the_config():
     assert (config.peer_sdist, config.peer_cache) == ("s.tar.gz", "c")
 
 
+def test_the_sweep_can_generate_fewer_tokens_than_the_single_stream():
+    config = bench.config_from_args(_parse(["--max-tokens", "128", "--sweep-max-tokens", "32"]))
+    assert (config.max_tokens, config.sweep_max_tokens) == (128, 32)
+    assert bench.config_from_args(_parse([])).sweep_max_tokens == 0  # 0: the same G
+    with pytest.raises(ParameterError, match="sweep_max_tokens"):
+        bench.validate_config(bench.BenchConfig(sweep_max_tokens=2))
+
+
 def test_without_the_flag_no_peer_runs():
     config = bench.config_from_args(_parse([]))
     assert config.peer == ()
@@ -263,7 +271,7 @@ def test_the_tiny_model_converts_and_its_sequences_decode_as_single_streams(
 def test_bench_with_the_peer_writes_llama_cpp_rows(tmp_path: Path, sdist: Path, peer_cache: Path):
     flags = [*TINY_ARGS, "--output", str(tmp_path / "out"), "--no-sdk", "--peer", "llama.cpp"]
     flags += ["--peer-sdist", str(sdist), "--peer-cache", str(peer_cache)]
-    args = _parse(flags)
+    args = _parse([*flags, "--sweep-max-tokens", "5"])
     assert args.func(args) == 0
     doc = json.loads((tmp_path / "out" / "bench.json").read_text(encoding="utf-8"))
     peer = doc["peers"]["llama.cpp"]
@@ -276,6 +284,7 @@ def test_bench_with_the_peer_writes_llama_cpp_rows(tmp_path: Path, sdist: Path, 
         assert row["runtime_over_peer"] > 0
         assert all(r[f"{name}_tok_s"] > 0 for r in doc["concurrency"])
         assert set(row["batch_tok_s"]) == {"1", "3"}
+    assert doc["config"]["sweep_max_tokens"] == 5
     bf16 = peer["variants"]["BF16"]
     # the conversion is right: llama.cpp's greedy tokens start as HF's (bf16 both sides)
     assert bf16["tokens_compared"] == 4
