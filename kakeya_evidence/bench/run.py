@@ -317,6 +317,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         _client(engines["runtime"], config) as client,
     ):
         samples = _measure_decode(loaded, engines, client, prompt, config, peers)
+        for peer in peers:  # the conversion check: logits after the prompt, against HF's
+            peer.compare_logits(loaded.model, prompt)
         traces = [
             _measure_session(engines["runtime"], turns, config, r)
             for r in range(config.session_repeats)

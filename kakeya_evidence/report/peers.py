@@ -3,8 +3,9 @@
 One row for the Kakeya runtime, then one per peer engine and GGUF type: single-stream decode
 tokens/s, the runtime's rate over the row's (paired within each repeat of the run), the
 aggregate tokens/s at each n of the concurrency sweep, and how many greedy tokens agree with
-HF's `generate()` (a check that the conversion is right). A peer that was not measured shows
-its status and why ("not installed" when the extra is absent).
+HF's `generate()` and how the logits after the prompt compare with HF's (correlation over
+the vocabulary, top-10 overlap): checks that the conversion is right. A peer that was not
+measured shows its status and why ("not installed" when the extra is absent).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def peer_table(perf: dict[str, Any]) -> dict[str, Any]:
         "runtime_over_peer": 1.0,
         "batch_tok_s": [row.get("runtime_tok_s") for row in perf.get("concurrency") or []],
         "tokens": "",
+        "logits": "",
     }
     rows = [runtime]
     for engine, peer in peers.items():
@@ -53,4 +55,12 @@ def _variant_row(
         "runtime_over_peer": variant.get("runtime_over_peer"),
         "batch_tok_s": [batch.get(str(n)) for n in ns],
         "tokens": f"{matching} / {compared}" if matching is not None else "",
+        "logits": _logits_cell(variant.get("logits_vs_hf")),
     }
+
+
+def _logits_cell(check: dict[str, Any] | None) -> str:
+    """ "0.9957, 9 / 10": correlation with HF's logits after the prompt, top-10 overlap."""
+    if not check or check.get("correlation") is None:
+        return ""
+    return f"{check['correlation']:.4f}, {check.get('top10_overlap')} / 10"

@@ -8,6 +8,8 @@ project. It answers a hello line (versions, llama.cpp's system info), then per r
 - ``{"op": "decode", "prompt": [...], "max_tokens": G}``: one stream through the high-level
   API a user calls, ``Llama.generate`` with greedy sampling, state reset first (no prefix
   reuse between repeats); the reply holds each token's arrival and the token ids.
+- ``{"op": "logits", "prompt": [...]}``: the logits after the prompt (a check of the
+  conversion against HF's, finer than greedy tokens when the top candidates nearly tie).
 - ``{"op": "batch", "prompts": [[...], ...], "max_tokens": G}``: n sequences in one llama.cpp
   context (``n_seq_max = n``) driven with the low-level ``llama_batch``: one ``llama_decode``
   prefills every prompt, then each step decodes one token of every sequence together (what
@@ -17,14 +19,17 @@ project. It answers a hello line (versions, llama.cpp's system info), then per r
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
 DECODE_CHUNK = 512  # llama.cpp's physical batch (n_ubatch)
+OPENMP_ENV = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")
 CTX_ALIGN = 256  # llama.cpp pads a context to this; each sequence gets n_ctx / n_seq_max
 
 
@@ -122,6 +127,23 @@ def _sequences(
     return {"stamps_s": stamps, "token_ids": ids}
 
 
+def _last_logits(state: _Batched, np: Any, n_vocab: int, prompt: list[int]) -> dict[str, Any]:
+    """The logits after the prompt's last token, float32 little-endian, base64 (one prefill)."""
+    lib = state.lib
+    ctx = state.context(1, -(-(len(prompt) + 1) // CTX_ALIGN) * CTX_ALIGN, len(prompt))
+    lib.llama_memory_clear(lib.llama_get_memory(ctx), True)
+    batch = lib.llama_batch_init(len(prompt), 0, 1)
+    try:
+        _fill(batch, [(t, pos, 0, pos == len(prompt) - 1) for pos, t in enumerate(prompt)])
+        if lib.llama_decode(ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed on the prompt")
+        row = lib.llama_get_logits_ith(ctx, len(prompt) - 1)
+        logits = np.ctypeslib.as_array(row, shape=(n_vocab,)).astype("<f4")
+    finally:
+        lib.llama_batch_free(batch)
+    return {"logits_f32_b64": base64.b64encode(logits.tobytes()).decode("ascii")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the GGUF file, print the hello line, answer request lines until stdin closes."""
     parser = argparse.ArgumentParser(prog="llama_worker.py")
@@ -150,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_vocab": n_vocab,
         "threads": args.threads,
         "flash_attn": False,
+        # llama.cpp's threads are OpenMP's here: the spin policy it inherited matters
+        "openmp_env": {k: os.environ.get(k) for k in OPENMP_ENV},
     }
     print(json.dumps(hello), flush=True)
     for line in sys.stdin:
@@ -157,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             request = json.loads(line)
             if request["op"] == "decode":
                 reply = _greedy_stream(llm, request["prompt"], request["max_tokens"])
+            elif request["op"] == "logits":
+                reply = _last_logits(state, np, n_vocab, request["prompt"])
             elif request["op"] == "batch":
                 reply = _sequences(state, np, n_vocab, request["prompts"], request["max_tokens"])
             else:

@@ -11,9 +11,11 @@ cannot be imported, or the converter is missing, nothing is measured and every r
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import select
+import struct
 import subprocess
 import sys
 import tempfile
@@ -51,6 +53,7 @@ __all__ = [
     "LlamaWorker",
     "PeerStatus",
     "add_peer_rates",
+    "compare_logits",
     "probe_llama_cpp",
     "variant_name",
 ]
@@ -155,6 +158,12 @@ class LlamaWorker:
         stamps = BatchSample(tuple(tuple(s) for s in reply["stamps_s"]))
         return stamps, [list(ids) for ids in reply["token_ids"]]
 
+    def logits(self, prompt: list[int]) -> list[float]:
+        """The logits after `prompt` (one prefill in a context of its own)."""
+        reply = self._call({"op": "logits", "prompt": prompt})
+        raw = base64.b64decode(reply["logits_f32_b64"])
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+
     def close(self) -> None:
         """Ends the worker (EOF on its stdin), waits for it, closes the pipes. Idempotent."""
         assert self._proc.stdin is not None and self._proc.stdout is not None
@@ -214,6 +223,7 @@ class _Variant:
     file: GgufFile | None = None
     worker: LlamaWorker | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    logits_vs_hf: dict[str, Any] | None = None
 
 
 class LlamaCppPeer:
@@ -297,6 +307,17 @@ class LlamaCppPeer:
             for t, worker in self._workers().items()
         }
 
+    def compare_logits(self, model: Any, prompt: list[int]) -> None:
+        """Each worker's logits after `prompt` against HF's `model` (in the bench's dtype).
+
+        Greedy tokens of a random-weight model part at near-ties, so this records what the
+        conversion check rests on: correlation over the vocabulary and top-10 overlap.
+        """
+        reference = _hf_logits(model, prompt)
+        for variant in self.variants.values():
+            if variant.worker is not None:
+                variant.logits_vs_hf = compare_logits(variant.worker.logits(prompt), reference)
+
     def close(self) -> None:
         """End every worker."""
         for variant in self.variants.values():
@@ -344,10 +365,12 @@ class LlamaCppPeer:
             converted_now=not variant.file.cached,
             system_info=variant.facts.get("system_info"),
             flash_attn=variant.facts.get("flash_attn"),
+            openmp_env=variant.facts.get("openmp_env"),
             runtime_over_peer=_paired(samples.get("runtime") or [], mine),
             tokens_matching_hf_generate=_matching(mine, samples.get("hf_generate") or []),
             tokens_matching_runtime=_matching(mine, samples.get("runtime") or []),
             tokens_compared=len(mine[0].token_ids) if mine else 0,
+            logits_vs_hf=variant.logits_vs_hf,
             batch_tok_s={str(r["n"]): r.get(f"{name}_tok_s") for r in rows},
         )
         return row
@@ -364,6 +387,34 @@ class LlamaCppPeer:
             f"runtime_over_{name}": _goal(bf16.get("runtime_over_peer")),
             f"batch8_over_{name}": _goal(batch8),
         }
+
+
+def _hf_logits(model: Any, prompt: list[int]) -> list[float]:
+    import torch
+
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([prompt], device=device), logits_to_keep=1)
+    return [float(x) for x in out.logits[0, -1].float().tolist()]  # [V]
+
+
+def compare_logits(peer: Sequence[float], reference: Sequence[float]) -> dict[str, Any]:
+    """Pearson correlation, top-10 overlap, top-1 agreement and largest difference."""
+    n = min(len(peer), len(reference))  # a GGUF vocabulary is the config's, as HF's logits
+    a, b = list(peer[:n]), list(reference[:n])
+    mean_a, mean_b = sum(a) / n, sum(b) / n
+    cov = sum((x - mean_a) * (y - mean_b) for x, y in zip(a, b, strict=True))
+    var_a = sum((x - mean_a) ** 2 for x in a)
+    var_b = sum((y - mean_b) ** 2 for y in b)
+    top_a = sorted(range(n), key=lambda i: -a[i])[:10]
+    top_b = sorted(range(n), key=lambda i: -b[i])[:10]
+    return {
+        "correlation": cov / (var_a * var_b) ** 0.5 if var_a and var_b else None,
+        "top10_overlap": len(set(top_a) & set(top_b)),
+        "top1_equal": top_a[0] == top_b[0],
+        "max_abs_diff": max(abs(x - y) for x, y in zip(a, b, strict=True)),
+        "vocab": n,
+    }
 
 
 def _bind(call: Callable[..., Any], *args: Any) -> Callable[[], Any]:

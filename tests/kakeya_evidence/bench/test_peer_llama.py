@@ -23,6 +23,7 @@ from kakeya_evidence.bench.peers.llamacpp import (
     LlamaCppPeer,
     LlamaWorker,
     PeerStatus,
+    compare_logits,
     probe_llama_cpp,
     variant_name,
 )
@@ -211,6 +212,15 @@ def test_the_probe_says_how_to_install_the_extra(python_without_llama_cpp: str):
     assert "kakeya[peer-llama]" in reason
 
 
+def test_compare_logits_measures_agreement_over_the_vocabulary():
+    reference = [float(i % 7) for i in range(50)]
+    same = compare_logits(reference, reference)
+    assert same["correlation"] == pytest.approx(1.0)
+    assert same["top10_overlap"] == 10 and same["top1_equal"] and same["max_abs_diff"] == 0
+    flipped = compare_logits([-x for x in reference], reference)
+    assert flipped["correlation"] == pytest.approx(-1.0) and not flipped["top1_equal"]
+
+
 def test_an_absent_peer_marks_every_row_not_installed(python_without_llama_cpp: str):
     config = LlamaCppConfig(python=python_without_llama_cpp, sdist="/nowhere.tar.gz")
     with LlamaCppPeer(config, TINY, "rev", 64) as peer:
@@ -289,4 +299,6 @@ def test_bench_with_the_peer_writes_llama_cpp_rows(tmp_path: Path, sdist: Path, 
     # the conversion is right: llama.cpp's greedy tokens start as HF's (bf16 both sides)
     assert bf16["tokens_compared"] == 4
     assert bf16["tokens_matching_hf_generate"] >= 2
+    assert bf16["logits_vs_hf"]["correlation"] > 0.99
+    assert bf16["logits_vs_hf"]["top10_overlap"] >= 8
     assert doc["goals"]["runtime_over_llama_cpp_bf16"]["value"] > 0

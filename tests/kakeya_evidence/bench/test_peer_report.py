@@ -17,6 +17,7 @@ def _perf(status: str = "ok") -> dict[str, Any]:
         "runtime_over_peer": 0.25,
         "tokens_matching_hf_generate": 9,
         "tokens_compared": 128,
+        "logits_vs_hf": {"correlation": 0.99569, "top10_overlap": 9, "top1_equal": False},
         "batch_tok_s": {"1": 20.0, "8": 90.0},
     }
     absent = {"status": "not installed", "reason": "llama_cpp cannot be imported\nmore"}
@@ -48,6 +49,7 @@ def test_the_peer_table_puts_the_runtime_first_and_says_why_a_peer_is_missing():
         0.25,
     )
     assert bf16["batch_tok_s"] == [20.0, 90.0] and bf16["tokens"] == "9 / 128"
+    assert bf16["logits"] == "0.9957, 9 / 10" and runtime["logits"] == ""
     assert (q8["status"], q8["reason"]) == ("not installed", "llama_cpp cannot be imported")
     assert q8["decode_tok_s"] is None and q8["batch_tok_s"] == [None, None]
 
@@ -66,6 +68,7 @@ def test_the_report_shows_the_peer_rows_in_the_perf_section():
     assert "<th>n=1 tok/s</th><th>n=8 tok/s</th>" in table
     assert "<td>llama.cpp BF16</td><td>ok</td><td>20.0</td><td>0.25</td><td>20.0</td>" in table
     assert "<td>not installed: llama_cpp cannot be imported</td>" in table
+    assert "<td>9 / 128</td><td>0.9957, 9 / 10</td>" in table
     assert html.index('id="concurrency"') < start < html.index('id="perf-goals"')
 
 
