@@ -154,6 +154,8 @@ def _validate_peers(config: BenchConfig) -> None:
                 f"{name} must be among {', '.join(allowed)}, got {', '.join(unknown)}",
                 stage="bench",
             )
+    if config.peer and not config.peer_types:
+        raise ParameterError("peer_types must name at least one GGUF type", stage="bench")
     if config.peer_threads < 1:
         raise ParameterError(f"peer_threads must be >= 1, got {config.peer_threads}", stage="bench")
 

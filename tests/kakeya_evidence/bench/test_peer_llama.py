@@ -108,11 +108,11 @@ def test_without_the_flag_no_peer_runs():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("peer", ("vllm",)), ("peer_types", ("Q4_K",)), ("peer_threads", 0)],
+    [("peer", ("vllm",)), ("peer_types", ("Q4_K",)), ("peer_types", ()), ("peer_threads", 0)],
 )
 def test_validate_config_names_the_peer_field(field, value):
     with pytest.raises(ParameterError, match=field):
-        bench.validate_config(bench.BenchConfig(**{field: value}))
+        bench.validate_config(bench.BenchConfig(**{"peer": ("llama.cpp",), field: value}))
 
 
 # -- finding and extracting the converter --------------------------------------------------
