@@ -1,4 +1,4 @@
-"""Device and dtype choice (DESIGN §2): `auto` picks mps, then cuda, then cpu.
+"""Device and dtype choice: `auto` picks mps, then cuda, then cpu.
 
 dtype `auto` picks bfloat16 on mps and cuda, and on cpu only where the processor
 computes bfloat16 natively (AVX512-BF16 or AMX on x86, Apple Silicon); elsewhere
@@ -9,22 +9,13 @@ from __future__ import annotations
 
 import functools
 import platform
-import re
 from pathlib import Path
 
 import torch
 
+from inference_engine.device_names import check_device_name, check_dtype_name
 from inference_engine.errors import InvalidArgument
 
-_DEVICE_PATTERN = re.compile(r"(cpu|cuda|mps)(?::(\d+))?")
-_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
 # x86 flags (AVX512-BF16, AMX) and the aarch64 feature name for native bf16 arithmetic.
 _BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 _CPUINFO = Path("/proc/cpuinfo")
@@ -42,19 +33,11 @@ def resolve_device(name: str) -> torch.device:
     Raises:
         InvalidArgument: `device` is unknown or not available on this machine.
     """
-    key = name.strip().lower()
-    if key == "auto":
+    kind, index = check_device_name(name)
+    if kind == "auto":
         return _auto_device()
-    match = _DEVICE_PATTERN.fullmatch(key)
-    if match is None:
-        raise InvalidArgument(
-            "device", f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps"
-        )
-    kind, index = match.group(1), match.group(2)
     if kind == "cuda":
         return _cuda_device(index)
-    if index is not None:
-        raise InvalidArgument("device", f"{kind} takes no index, got {name!r}")
     if kind == "mps" and not torch.backends.mps.is_available():
         raise InvalidArgument("device", "mps requested but torch.backends.mps is not available")
     return torch.device(kind)
@@ -74,13 +57,11 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     Raises:
         InvalidArgument: `dtype` is unknown.
     """
-    key = name.strip().lower()
+    key = check_dtype_name(name)
     if key == "auto":
         return _auto_dtype(device)
-    if key not in _DTYPES:
-        choices = ", ".join(["auto", *_DTYPES])
-        raise InvalidArgument("dtype", f"unknown dtype {name!r}; expected one of {choices}")
-    return _DTYPES[key]
+    dtype: torch.dtype = getattr(torch, key)
+    return dtype
 
 
 @functools.cache
@@ -124,15 +105,15 @@ def _auto_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _cuda_device(index: str | None) -> torch.device:
+def _cuda_device(index: int | None) -> torch.device:
     if not torch.cuda.is_available():
         raise InvalidArgument("device", "cuda requested but torch.cuda.is_available() is False")
     if index is None:
         return torch.device("cuda")
     count = torch.cuda.device_count()
-    if int(index) >= count:
+    if index >= count:
         raise InvalidArgument("device", f"cuda:{index} requested but only {count} device(s) exist")
-    return torch.device("cuda", int(index))
+    return torch.device("cuda", index)
 
 
 def _auto_dtype(device: torch.device) -> torch.dtype:

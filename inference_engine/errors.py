@@ -3,7 +3,8 @@
     RuntimeFault                  base: every error the core raises on purpose
     ├── InvalidArgument           bad user input; nothing was changed
     ├── SessionNotFound           unknown, closed or evicted session
-    ├── ResourceExhausted         store full, wait queue full, wait timed out
+    ├── ResourceExhausted         store full, queue full or timed out, history bound, RPC caps
+    │   └── ReaderStalled         a stream's reader was away past `max_unread_s`
     ├── FailedPrecondition        invariant violation, session busy
     ├── Unauthenticated           missing or wrong bearer token
     ├── DeadlineExceeded          the caller's deadline passed
@@ -60,6 +61,15 @@ class SessionNotFound(RuntimeFault):
 
 class ResourceExhausted(RuntimeFault):
     code = ErrorCode.RESOURCE_EXHAUSTED
+
+
+class ReaderStalled(ResourceExhausted):
+    """A generation's consumer did not read for `bound_s` in all; the generation was
+    cancelled so that its decode lane is free for others."""
+
+    def __init__(self, bound_s: float) -> None:
+        super().__init__(f"stream not read for {bound_s:g}s (max_unread_s); generation cancelled")
+        self.bound_s = bound_s
 
 
 class FailedPrecondition(RuntimeFault):

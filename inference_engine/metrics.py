@@ -1,4 +1,4 @@
-"""Prometheus metrics of DESIGN.md §3, one registry per engine (tests run several engines).
+"""Prometheus metrics (docs/protocol.md), one registry per engine (tests run several engines).
 
 Only aggregates are exported: no session id ever appears in a label. Gauges that mirror
 another object's state (the scheduler's running and queued counts) are read from it at

@@ -8,7 +8,6 @@ so a chat UI's "stop, then send the next message" needs no sleep in between.
 from __future__ import annotations
 
 import contextlib
-import enum
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,79 +17,12 @@ from google.protobuf.message import Message
 
 from kakeya.errors import SessionClosedError, SessionNotFoundError, from_rpc_error
 from kakeya.generation import AsyncGeneration, Generation, StopReason, generate_request
+from kakeya.info import ServerInfo, SessionInfo, WhenFull
 from kakeya.v1 import runtime_pb2 as pb
 from kakeya.v1 import runtime_pb2_grpc as pb_grpc
 
 Request = TypeVar("Request", bound=Message)
 Response = TypeVar("Response", bound=Message)
-
-
-class WhenFull(enum.Enum):
-    """What the server's `CreateSession` does when its session store is full."""
-
-    REJECT = "REJECT"  # ResourceExhaustedError; no client loses a session to another
-    EVICT_IDLE = "EVICT_IDLE"  # the least recently used idle session is evicted
-
-
-_WHEN_FULL_FROM_PROTO: dict[int, WhenFull] = {
-    pb.WHEN_FULL_REJECT: WhenFull.REJECT,
-    pb.WHEN_FULL_EVICT_IDLE: WhenFull.EVICT_IDLE,
-}
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    """The server's limits and policies (the same in every session's info).
-
-    `when_full` is None for a policy this SDK does not know.
-    """
-
-    max_sessions: int
-    when_full: WhenFull | None
-
-    @classmethod
-    def from_proto(cls, msg: pb.ServerInfo) -> ServerInfo:
-        return cls(
-            max_sessions=msg.max_sessions, when_full=_WHEN_FULL_FROM_PROTO.get(msg.when_full)
-        )
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """A snapshot of one session (the same fields as the wire's `SessionInfo`).
-
-    `server` is None when the server predates that section.
-    """
-
-    session_id: str
-    label: str
-    eos_token_ids: tuple[int, ...]
-    history_tokens: int
-    cached_tokens: int
-    dropped_tokens: int
-    kv_live_bytes: int
-    kv_bound_bytes: int
-    idle_s: float
-    invariant_checks: int
-    generating: bool
-    server: ServerInfo | None = None
-
-    @classmethod
-    def from_proto(cls, msg: pb.SessionInfo) -> SessionInfo:
-        return cls(
-            session_id=msg.session_id,
-            label=msg.label,
-            eos_token_ids=tuple(msg.eos_token_ids),
-            history_tokens=msg.history_tokens,
-            cached_tokens=msg.cached_tokens,
-            dropped_tokens=msg.dropped_tokens,
-            kv_live_bytes=msg.kv_live_bytes,
-            kv_bound_bytes=msg.kv_bound_bytes,
-            idle_s=msg.idle_s,
-            invariant_checks=msg.invariant_checks,
-            generating=msg.generating,
-            server=ServerInfo.from_proto(msg.server) if msg.HasField("server") else None,
-        )
 
 
 @dataclass(frozen=True)

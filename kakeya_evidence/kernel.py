@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from kakeya_evidence.common.schema import StageStatus
+
 __all__ = ["KERNEL_NAME", "KernelQueue", "NotebookRun", "ensure_kernel", "execute_notebook"]
 
 KERNEL_NAME = "kakeya-evidence"
@@ -40,6 +42,14 @@ class NotebookRun:
     reason: str
     duration_s: float
     attempts: int = 1
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """How one attempt ended (execute_notebook may make two)."""
+
+    status: StageStatus
+    reason: str
 
 
 def ensure_kernel(name: str = KERNEL_NAME) -> str:
@@ -127,14 +137,14 @@ def execute_notebook(
             source, target, parameters, kernel_name, timeout_s, cwd, manager, started
         )
         attempts = 1
-        if run[0] == "crashed":
+        if run.status == StageStatus.CRASHED:
             attempts = 2
             run = _execute_once(source, target, parameters, kernel_name, timeout_s, cwd, manager)
-            if run[0] == "crashed":
-                run = (run[0], run[1] + " (after one retry)")
+            if run.status == StageStatus.CRASHED:
+                run = _Ending(run.status, run.reason + " (after one retry)")
     if log_path.stat().st_size == 0:
         log_path.unlink()
-    return NotebookRun(run[0], run[1], time.monotonic() - began, attempts)
+    return NotebookRun(str(run.status), run.reason, time.monotonic() - began, attempts)
 
 
 class KernelQueue:
@@ -187,7 +197,7 @@ def _execute_once(
     cwd: Path | None,
     kernel_manager_class: type,
     started: Any = None,
-) -> tuple[str, str]:
+) -> _Ending:
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -209,17 +219,19 @@ def _execute_once(
             **kernel,
         )
     except PapermillExecutionError as exc:
-        return "failed", f"cell {exc.exec_count} raised {exc.ename}: {_one_line(exc.evalue)}"
+        why = f"cell {exc.exec_count} raised {exc.ename}: {_one_line(exc.evalue)}"
+        return _Ending(StageStatus.FAILED, why)
     except DeadKernelError as exc:
-        return "crashed", f"kernel died: {_one_line(str(exc))}"
+        return _Ending(StageStatus.CRASHED, f"kernel died: {_one_line(str(exc))}")
     except CellTimeoutError as exc:
-        return "timeout", f"cell exceeded {timeout_s:g}s: {_one_line(str(exc))}"
+        why = f"cell exceeded {timeout_s:g}s: {_one_line(str(exc))}"
+        return _Ending(StageStatus.TIMEOUT, why)
     except Exception as exc:
-        return "failed", f"{type(exc).__name__}: {_one_line(str(exc))}"
+        return _Ending(StageStatus.FAILED, f"{type(exc).__name__}: {_one_line(str(exc))}")
     finally:
         if started is not None:
             _shut_down(started)  # the engine shut it down; a failure before that must not leak it
-    return "ok", ""
+    return _Ending(StageStatus.OK, "")
 
 
 def _adopting_engine() -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
-from kakeya_evidence.report.schema import FAILING
+from kakeya_evidence.common.schema import FAILING
 
 __all__ = ["Progress", "SuiteTally"]
 

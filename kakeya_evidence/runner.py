@@ -9,30 +9,38 @@ it exists even when the notebook failed. Every partial artifact stays in DIR.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import math
 import os
-import shlex
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kakeya_evidence.errors import EvidenceError, OutputDirError, ParameterError
+from kakeya_evidence.common.files import STAGES, check_output_dir, read_stage, write_stage
+from kakeya_evidence.common.schema import StageStatus
+from kakeya_evidence.config import (
+    NOTEBOOK_PIECES,
+    RunConfig,
+    flat_parameters,
+    notebook_piece,
+    run_config,
+)
+from kakeya_evidence.errors import EvidenceError, ParameterError
 from kakeya_evidence.kernel import KernelQueue, NotebookRun, ensure_kernel, execute_notebook
 from kakeya_evidence.progress import Progress
-from kakeya_evidence.report import RUNNER_STAGE, ReportConfig, write_report
+from kakeya_evidence.report import RUNNER_STAGE, write_report
 from kakeya_evidence.report.appendix import NotebookPrerender
-from kakeya_evidence.report.gates import GateConfig
-from kakeya_evidence.stages import STAGES, read_stage, write_stage
-from kakeya_evidence.stages.shard import parse_shard
 
-__all__ = ["DEVICES", "DTYPES", "NOTEBOOKS", "RunConfig", "check_output_dir", "run_pipeline"]
+__all__ = [
+    "NOTEBOOKS",
+    "RunConfig",
+    "check_output_dir",
+    "run_pipeline",
+    "run_with",
+    "validate_config",
+]
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 NOTEBOOKS = {
     "host_check": "00_host_check.ipynb",
     "cache_prewarm": "01_cache_prewarm.ipynb",
@@ -41,123 +49,40 @@ NOTEBOOKS = {
 }
 DEFAULT_NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 _SUITE_MARGIN_S = 120.0
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Parameters of one evidence run (built once at the CLI edge)."""
-
-    model: str = "kakeya/tiny-qwen3"
-    device: str = "auto"
-    dtype: str = "auto"
-    output: str = "evidence"
-    tests: str = "tests/integration"
-    pytest_args: str = ""
-    test_timeout_s: float = 300.0
-    stage_timeout_s: float = 3600.0
-    baseline: str = ""
-    bench: str = ""
-    rerun_failures: int = 0
-    prewarm: bool = True
-    measure_load: bool = False  # the suite reports the load it does anyway
-    notebooks_dir: str = ""
-    workers: int = 0  # pytest-xdist workers for the suite (0: one process)
-    shard: str = ""  # "K/N": run the K-th of N slices of the suite
-    quiet: bool = False  # no progress lines
-    # the report: history, size budget and quality gates (see report_config)
-    history: str = ""
-    max_report_mb: float = 10.0
-    max_suite_s: float | None = None
-    gate_new_failures: bool = True
-    gate_perf: bool = True
-    perf_noise_cap_pct: float = 50.0
-
-
-def check_output_dir(output: str) -> Path:
-    """Create the output directory and prove it is writable.
-
-    Raises:
-        OutputDirError: It cannot be created or written.
-    """
-    path = Path(output).resolve()
-    probe = path / ".write-probe"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe.write_text("ok", encoding="utf-8")
-        probe.unlink()
-    except OSError as exc:
-        raise OutputDirError(f"output directory {path} is not writable: {exc}") from exc
-    return path
+_ACCELERATORS = ("mps", "cuda")
 
 
 def validate_config(config: RunConfig) -> None:
-    """Check every parameter, naming the field and the bound.
+    """Check what the file system must offer (each piece checked its bounds when built).
 
     Raises:
-        ParameterError: A parameter is invalid.
+        ParameterError: A path does not exist, or workers need pytest-xdist.
     """
-    _check_choice("device", config.device, DEVICES)
-    _check_choice("dtype", config.dtype, DTYPES)
-    for name in ("test_timeout_s", "stage_timeout_s"):
-        value = getattr(config, name)
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ParameterError(f"{name} must be a number > 0 seconds, got {value!r}")
-    if not 0 <= config.rerun_failures <= 10:
-        raise ParameterError(f"rerun_failures must be 0..10, got {config.rerun_failures}")
-    if not config.model.strip():
-        raise ParameterError("model must be a non-empty model id")
-    if not Path(config.tests.split("::", 1)[0]).exists():
-        raise ParameterError(f"tests path {config.tests} does not exist")
+    config.suite.preflight()
     for name in ("baseline", "bench"):
-        value = getattr(config, name)
+        value = getattr(config.report, name)
         if value and not Path(value).is_file():
             raise ParameterError(f"{name} file {value} does not exist")
-    if config.history and not Path(config.history).is_dir():
-        raise ParameterError(f"history directory {config.history} does not exist")
-    report_config(config)
-    try:
-        shlex.split(config.pytest_args)
-    except ValueError as exc:
-        raise ParameterError(f"pytest_args cannot be parsed: {exc}") from exc
-    check_suite_options(config.workers, config.shard)
+    if config.report.history and not Path(config.report.history).is_dir():
+        raise ParameterError(f"history directory {config.report.history} does not exist")
 
 
-def check_suite_options(workers: int, shard: str) -> None:
-    """Check the suite's --workers and --shard.
+def run_with(**values: Any) -> int:
+    """Run the pipeline from flat parameters named as the flags; a bad one gives exit 2.
+
+    Invalid parameters are reported like a stage that could not run: the report is
+    written into the output directory, naming the field and its bound.
 
     Raises:
-        ParameterError: workers is not 0..256, needs pytest-xdist that is missing, or shard
-            is not K/N with 1 <= K <= N.
+        OutputDirError: The output directory is not writable (nothing else was done).
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 256:
-        raise ParameterError(f"workers must be a whole number 0..256, got {workers!r}")
-    if workers and importlib.util.find_spec("xdist") is None:
-        raise ParameterError("workers needs pytest-xdist: pip install 'kakeya[evidence]'")
     try:
-        parse_shard(shard)
-    except ValueError as exc:
-        raise ParameterError(str(exc)) from exc
-
-
-def report_config(config: RunConfig) -> ReportConfig:
-    """The report's part of the run's parameters.
-
-    Raises:
-        ParameterError: A report or gate parameter is out of its bounds.
-    """
-    gates = GateConfig(
-        new_failures=config.gate_new_failures,
-        perf=config.gate_perf,
-        perf_noise_cap_pct=config.perf_noise_cap_pct,
-        max_suite_s=config.max_suite_s,
-    )
-    return ReportConfig(
-        baseline=config.baseline,
-        bench=config.bench,
-        history=config.history,
-        max_report_mb=config.max_report_mb,
-        gates=gates,
-    )
+        config = run_config(values)
+    except ParameterError as exc:
+        out = check_output_dir(values.get("output") or RunConfig.output)
+        state = {"parameters": _json_safe(values), "started_at": time.time(), "stages": {}}
+        return _abort(out, state, exc)
+    return run_pipeline(config)
 
 
 def run_pipeline(config: RunConfig) -> int:
@@ -174,7 +99,8 @@ def run_pipeline(config: RunConfig) -> int:
     """
     started = time.time()
     out = check_output_dir(config.output)
-    state: dict[str, Any] = {"parameters": asdict(config), "started_at": started, "stages": {}}
+    parameters = flat_parameters(config)
+    state: dict[str, Any] = {"parameters": parameters, "started_at": started, "stages": {}}
     try:
         validate_config(config)
         kernels = KernelQueue(ensure_kernel(), _notebooks_dir(config))
@@ -221,13 +147,13 @@ def _run_stage(
     progress: Progress,
 ) -> dict[str, Any]:
     host = state["stages"].get("host_check")
-    if name != "host_check" and host and host["status"] != "ok":
+    if name != "host_check" and host and host["status"] != StageStatus.OK:
         # The host cannot give meaningful evidence (e.g. --device mps without MPS): stop here.
-        return {"status": "skipped", "duration_s": 0.0, "reason": "host_check did not pass"}
+        return _skipped("host_check did not pass")
     cache = state["stages"].get("cache_prewarm")
-    if name == "integration_suite" and cache and cache["status"] != "ok":
-        return {"status": "skipped", "duration_s": 0.0, "reason": "cache_prewarm did not pass"}
-    timeout = config.stage_timeout_s + (_SUITE_MARGIN_S if name == "integration_suite" else 0)
+    if name == "integration_suite" and cache and cache["status"] != StageStatus.OK:
+        return _skipped("cache_prewarm did not pass")
+    timeout = config.suite.stage_timeout_s + (_SUITE_MARGIN_S if name == "integration_suite" else 0)
     suite = name == "integration_suite"
     with progress.suite(out / "pytest") if suite else contextlib.nullcontext():
         run = _notebook(name, config, out, kernels, timeout)
@@ -235,7 +161,7 @@ def _run_stage(
 
 
 def _run_report_notebook(config: RunConfig, out: Path, kernels: KernelQueue) -> dict[str, Any]:
-    run = _notebook("results_report", config, out, kernels, config.stage_timeout_s)
+    run = _notebook("results_report", config, out, kernels, config.suite.stage_timeout_s)
     return {"status": run.status, "duration_s": round(run.duration_s, 3), "reason": run.reason}
 
 
@@ -259,56 +185,38 @@ def _notebooks_dir(config: RunConfig) -> Path:
 
 
 def _parameters(name: str, config: RunConfig, out: Path) -> dict[str, Any]:
-    common = {"output_dir": str(out)}
-    if name == "host_check":
+    """What the runner hands a notebook: the output directory and its stage's piece."""
+    common: dict[str, Any] = {"output_dir": str(out)}
+    piece = NOTEBOOK_PIECES[name]
+    if name == "host_check" and not config.host.require_device:
         # An explicit accelerator must really be there; auto and cpu need none.
-        required = config.device if config.device in ("mps", "cuda") else ""
-        return {**common, "require_device": required}
-    if name == "cache_prewarm":
-        return {
-            **common,
-            "model": config.model,
-            "prewarm": config.prewarm,
-            "measure_load": config.measure_load,
-            "timeout_s": config.stage_timeout_s,
-        }
+        kind = config.suite.device.split(":", 1)[0].strip().lower()
+        host = replace(config.host, require_device=kind if kind in _ACCELERATORS else "")
+        config = replace(config, host=host)
     if name == "integration_suite":
-        return {
-            **common,
-            "model": config.model,
-            "device": config.device,
-            "dtype": config.dtype,
-            "tests": str(Path(config.tests.split("::", 1)[0]).resolve())
-            + ("::" + config.tests.split("::", 1)[1] if "::" in config.tests else ""),
-            "pytest_args": config.pytest_args,
-            "test_timeout_s": config.test_timeout_s,
-            "stage_timeout_s": config.stage_timeout_s,
-            "rerun_failures": config.rerun_failures,
-            "cwd": os.getcwd(),
-            "workers": config.workers,
-            "shard": config.shard,
-        }
-    return {
-        **common,
-        "baseline": _absolute(config.baseline),
-        "bench": _absolute(config.bench),
-        "history": _absolute(config.history),
-        "max_report_mb": config.max_report_mb,
-        "max_suite_s": config.max_suite_s,
-        "gate_new_failures": config.gate_new_failures,
-        "gate_perf": config.gate_perf,
-        "perf_noise_cap_pct": config.perf_noise_cap_pct,
-        "appendix": False,  # the runner renders the report once more, appendix included
-    }
+        tests, sep, rest = config.suite.tests.partition("::")
+        common.update(tests=str(Path(tests).resolve()) + sep + rest, cwd=os.getcwd())
+    if name == "results_report":
+        report = config.report
+        # the runner renders the report once more, appendix included
+        absolute = replace(
+            report,
+            baseline=_absolute(report.baseline),
+            bench=_absolute(report.bench),
+            history=_absolute(report.history),
+            appendix=False,
+        )
+        config = replace(config, report=absolute)
+    return {**common, piece: notebook_piece(config, name)}
 
 
 def _stage_status(name: str, out: Path, run: NotebookRun) -> dict[str, Any]:
     data = read_stage(out, name) or {}
     status, reason = run.status, run.reason
-    if data.get("status") and data["status"] != "ok":
+    if data.get("status") and data["status"] != StageStatus.OK:
         status, reason = data["status"], data.get("reason") or reason
-    elif run.status == "ok" and not data:
-        status, reason = "failed", "the notebook wrote no stage file"
+    elif run.status == StageStatus.OK and not data:
+        status, reason = str(StageStatus.FAILED), "the notebook wrote no stage file"
     return {"status": status, "duration_s": round(run.duration_s, 3), "reason": reason}
 
 
@@ -320,7 +228,7 @@ def _finish(
     try:
         report = write_report(
             out,
-            report_config(config),
+            config.report,
             parameters=state["parameters"],
             stage_overrides=state["stages"],
             total_wall_s=total,
@@ -336,10 +244,7 @@ def _finish(
 def _abort(out: Path, state: dict[str, Any], exc: BaseException) -> int:
     reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
     print(f"kakeya-evidence: error: {reason}", file=sys.stderr)
-    state["stages"] = {
-        name: {"status": "skipped", "duration_s": 0.0, "reason": f"not run: {reason}"}
-        for name in STAGES
-    }
+    state["stages"] = {name: _skipped(f"not run: {reason}") for name in STAGES}
     _clear_stage_files(out)
     _save_state(out, state)
     total = time.time() - state["started_at"]
@@ -361,9 +266,15 @@ def _clear_stage_files(out: Path) -> None:
         (out / NOTEBOOKS[name]).unlink(missing_ok=True)
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ParameterError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+def _skipped(reason: str) -> dict[str, Any]:
+    return {"status": str(StageStatus.SKIPPED), "duration_s": 0.0, "reason": reason}
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v if isinstance(v, str | int | float | bool | None) else repr(v)
+        for k, v in values.items()
+    }
 
 
 def _absolute(path: str) -> str:

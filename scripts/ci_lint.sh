@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lint the repository the way the CI gate does: ruff (lint and format), mypy --strict on the
-# SDK (kakeya/), actionlint, zizmor (pedantic), and the runtime path lists that sync-paths
-# writes into the YAML files.
+# SDK (kakeya/), actionlint, zizmor (pedantic and auditor personas), and the runtime path
+# lists that sync-paths writes into the YAML files and CODEOWNERS.
 #
 # Usage: scripts/ci_lint.sh [--workflows-only]
 #   --workflows-only  run just actionlint and zizmor on .github/workflows (tests/ci uses it)
@@ -28,5 +28,6 @@ if [ "$workflows_only" -eq 0 ]; then
 fi
 check actionlint -config-file .github/actionlint.yaml
 check zizmor --offline --persona pedantic .github/workflows
+check zizmor --offline --persona auditor .github/workflows
 check python3 scripts/ci_github.py sync-paths --check
 exit "$status"

@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name(0))"
 python3 -m inference_engine.cli prewarm --model kakeya/qwen3-0.6b-shaped
 python3 -m pytest -q -p no:cacheprovider -o filterwarnings= -o addopts= \
-  tests/inference_engine/test_decode_step.py tests/inference_engine/test_kv_cache.py \
+  tests/inference_engine/session/test_decode_step.py tests/inference_engine/test_kv_cache.py \
   tests/inference_engine/test_device.py 2>&1 | tee "$out/cuda_tests.log"
 KAKEYA_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider -o filterwarnings= -o addopts= \
   tests/integration/test_batching.py 2>&1 | tee -a "$out/cuda_tests.log"

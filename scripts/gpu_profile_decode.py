@@ -13,6 +13,7 @@ import time
 
 from inference_engine.config import ModelConfig, RuntimeConfig
 from inference_engine.engine import Engine
+from inference_engine.models.presets import SHAPED_MODEL_ID
 from inference_engine.session.events import GenerationParams
 
 
@@ -20,7 +21,7 @@ def main() -> int:
     import torch  # after inference_engine, which sets the OpenMP spin before torch loads
     from torch.profiler import ProfilerActivity, profile
 
-    model_id = sys.argv[1] if len(sys.argv) > 1 else "kakeya/qwen3-0.6b-shaped"
+    model_id = sys.argv[1] if len(sys.argv) > 1 else SHAPED_MODEL_ID
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 64
     engine = Engine.start(RuntimeConfig(model=ModelConfig(model_id, "cuda", "bfloat16")))
     sid = engine.create_session().session_id
@@ -40,29 +41,10 @@ def main() -> int:
         "gpu_kernel_ms_per_step": gpu_us / 1e3 / steps,
         "kernels_per_step": len(kernels) / steps,
     }
-    summary["replay_only_ms"] = time_replay(engine, sid, torch)
     print(json.dumps(summary, indent=1))
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12))
     engine.shutdown()
     return 0
-
-
-def time_replay(engine: Engine, sid: str, torch) -> float:
-    """GPU time of one graph replay alone (CUDA events), the floor of a decode step.
-
-    Replaying with the static inputs of the last step rewrites the same slot with the
-    same values, so the session is unchanged.
-    """
-    graph = engine.coordinator.store.get(sid).state.graph
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    for _ in range(5):
-        graph.graph.replay()
-    start.record()
-    for _ in range(100):
-        graph.graph.replay()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / 100
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from inference_engine.config import DEFAULT_MODEL_ID
+
 REPO = Path(__file__).resolve().parents[1]
 UPLOADERS = 8
 UPLOAD_CHARS = 1_000_000
@@ -137,7 +139,7 @@ def probe_under_uploads(grpc_address: str, http_address: str, model: str) -> dic
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="kakeya/tiny-qwen3")
+    parser.add_argument("--model", default=DEFAULT_MODEL_ID)
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     process, grpc_address, http_address = start_server(args.model)

@@ -78,5 +78,7 @@ def test_the_extras_add_the_runtime_the_pipeline_and_the_tools(built) -> None:
     assert any(r.startswith("kakeya[runtime]") for r in extras["evidence"])
     assert "papermill" in {name(r) for r in extras["evidence"]}
     assert any(r.startswith("kakeya[evidence]") for r in extras["test"])
+    assert {"jupyterlab", "jupyter-server"} <= {name(r) for r in extras["notebook"]}
+    assert any(r.startswith("kakeya[notebook]") for r in extras["test"])
     assert {"mypy", "types-protobuf", "grpc-stubs"} <= {name(r) for r in extras["test"]}
     assert any(r.startswith("kakeya[test]") for r in extras["dev"])

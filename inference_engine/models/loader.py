@@ -1,4 +1,4 @@
-"""The one loading path for every model the runtime serves (DESIGN §2).
+"""The one loading path for every model the runtime serves.
 
 The model and tokenizer come from the Hugging Face cache through transformers'
 own `from_pretrained`, never from the network: the embedded presets and

@@ -1,4 +1,4 @@
-"""The embedded model presets the project builds itself (DESIGN §2).
+"""The embedded model presets the project builds itself.
 
 Both are Qwen3-architecture causal LMs with seeded random weights and the
 project's own byte-level BPE tokenizer:

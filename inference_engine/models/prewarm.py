@@ -1,4 +1,4 @@
-"""Put a model into the Hugging Face cache, or check that it is there (DESIGN §2).
+"""Put a model into the Hugging Face cache, or check that it is there.
 
 Embedded presets are built deterministically and installed under a content-hash
 revision; any other model id is fetched with `huggingface_hub.snapshot_download`.

@@ -22,19 +22,34 @@ class ServerConfig:
     before it is templated or tokenized. `reflection` registers gRPC server reflection.
     """
 
-    host: str = LOOPBACK
-    grpc_port: int = 50051
-    http_port: int = 8000
-    token: str | None = field(default=None, repr=False)
-    max_request_bytes: int = 4 * 1024 * 1024
-    max_http_body_bytes: int = 1024 * 1024
-    max_http_line_bytes: int = 8 * 1024
-    max_http_head_bytes: int = 16 * 1024
-    http_header_timeout_s: float = 10.0
-    max_prompt_chars: int = 64 * 1024
-    http_default_max_tokens: int = 256
-    shutdown_grace_s: float = 5.0
-    reflection: bool = True
+    host: str = field(default=LOOPBACK, metadata={"help": "bind address (default: loopback)"})
+    grpc_port: int = field(default=50051, metadata={"help": "0 picks a free port"})
+    http_port: int = field(default=8000, metadata={"help": "0 picks a free port; -1 disables"})
+    # --token, --token-file (one of them) and --no-reflection: inference_engine/cli.py
+    token: str | None = field(default=None, repr=False, metadata={"cli": False})
+    max_request_bytes: int = field(default=4 * 1024 * 1024, metadata={"cli": False})
+    max_http_body_bytes: int = field(default=1024 * 1024, metadata={"cli": False})
+    max_http_line_bytes: int = field(default=8 * 1024, metadata={"cli": False})
+    max_http_head_bytes: int = field(default=16 * 1024, metadata={"cli": False})
+    http_header_timeout_s: float = field(default=10.0, metadata={"cli": False})
+    max_prompt_chars: int = field(default=64 * 1024, metadata={"cli": False})
+    http_default_max_tokens: int = field(default=256, metadata={"cli": False})
+    shutdown_grace_s: float = field(default=5.0, metadata={"cli": False})
+    reflection: bool = field(default=True, metadata={"cli": False})
+    max_concurrent_rpcs: int = field(
+        default=1024,
+        metadata={
+            "help": "RuntimeService calls in flight at once, in all; one more is answered "
+            "RESOURCE_EXHAUSTED at once"
+        },
+    )
+    max_concurrent_rpcs_per_peer: int = field(
+        default=256,
+        metadata={
+            "help": "RuntimeService calls in flight at once on one client connection; one "
+            "more is answered RESOURCE_EXHAUSTED at once"
+        },
+    )
 
     @property
     def auth_enabled(self) -> bool:

@@ -1,4 +1,4 @@
-"""The one table from the runtime's `ErrorCode` to wire statuses (DESIGN §3).
+"""The one table from the runtime's `ErrorCode` to wire statuses (docs/protocol.md).
 
 Both surfaces translate here and nowhere else:
 

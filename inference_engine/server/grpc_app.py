@@ -1,9 +1,12 @@
 """The gRPC surface: `RuntimeService` as a thin adapter over the engine, plus health and
 server reflection (grpcurl, Postman and Evans list and call the service without the .proto).
 
-Every RuntimeService call passes one guard, in this order: the bearer token (read from
+Every RuntimeService call passes one guard, in this order: the caps on calls in flight (in
+all, and per peer connection: RESOURCE_EXHAUSTED at once, so that grpc-core's backlog never
+decides and no call the client did not cancel ends CANCELLED), the bearer token (read from
 the call's metadata before the request bytes are touched), decoding (bytes that are not
-the method's message are INVALID_ARGUMENT), then one engine call. Faults become statuses
+the method's message are INVALID_ARGUMENT), then one engine call. Engine calls are
+coroutines of `EngineClient` that never block the event loop on a session. Faults become statuses
 through `server.errors`; anything else is INTERNAL, logged once. Every refusal is counted
 in `request_errors{surface="grpc"}` and none is logged per call, so noise cannot flood
 the log. The adapter decodes requests itself (grpc gets no deserializer): a request grpc
@@ -14,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, NoReturn
+from collections import Counter
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -23,7 +27,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from inference_engine.config import StoreConfig, WhenFull
-from inference_engine.errors import InvalidArgument, RuntimeFault, Unauthenticated
+from inference_engine.errors import (
+    InvalidArgument,
+    ReaderStalled,
+    ResourceExhausted,
+    RuntimeFault,
+    Unauthenticated,
+)
 from inference_engine.server.auth import AUTH_HEADER, authorized, metadata_value
 from inference_engine.server.config import ServerConfig
 from inference_engine.server.errors import grpc_status, internal_fault
@@ -38,13 +48,19 @@ from inference_engine.session.events import (
 )
 from kakeya.v1 import runtime_pb2 as pb
 
+if TYPE_CHECKING:  # the adapter needs the protocol only; the engine module loads torch
+    from inference_engine.engine import EngineClient
+    from inference_engine.metrics import RuntimeMetrics
+
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RuntimeService"].full_name
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 # What reflection lists; their files are in protobuf's default pool, which it reads, once
 # the generated modules above are imported.
 REFLECTED_SERVICES = (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME)
 SURFACE = "grpc"
-# Requests above this size are decoded on a worker thread, off the event loop.
+# Calls grpc-core may hold before the handler takes them, per call allowed in flight.
+PENDING_PER_CAP = 16
+# Requests above this size are decoded in the engine's work pool, off the event loop.
 INLINE_DECODE_BYTES = 64 * 1024
 
 STOP_REASON_TO_PROTO: dict[StopReason, pb.StopReason.ValueType] = {
@@ -116,20 +132,7 @@ def server_info(store: StoreConfig) -> pb.ServerInfo:
 
 def info_to_proto(info: SessionInfo, server: pb.ServerInfo | None = None) -> pb.SessionInfo:
     """A session snapshot as a `SessionInfo` message (same field names)."""
-    return pb.SessionInfo(
-        session_id=info.session_id,
-        label=info.label,
-        eos_token_ids=list(info.eos_token_ids),
-        history_tokens=info.history_tokens,
-        cached_tokens=info.cached_tokens,
-        dropped_tokens=info.dropped_tokens,
-        kv_live_bytes=info.kv_live_bytes,
-        kv_bound_bytes=info.kv_bound_bytes,
-        idle_s=info.idle_s,
-        invariant_checks=info.invariant_checks,
-        generating=info.generating,
-        server=server,
-    )
+    return info.to_proto(server)
 
 
 def params_from_proto(request: pb.GenerateRequest) -> GenerationParams:
@@ -152,32 +155,30 @@ def params_from_proto(request: pb.GenerateRequest) -> GenerationParams:
 class RuntimeService:
     """`kakeya.v1.RuntimeService` over an `Engine`: one engine call per RPC."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: EngineClient) -> None:
         self._engine = engine
         self._server = server_info(engine.config.store)
 
     async def create_session(self, request: pb.CreateSessionRequest) -> pb.CreateSessionResponse:
         eos, label = tuple(request.eos_token_ids), request.label
-        info = await asyncio.to_thread(self._engine.create_session, eos, label)
+        info = await self._engine.acreate_session(eos, label)
         return pb.CreateSessionResponse(session=info_to_proto(info, self._server))
 
     async def append_tokens(self, request: pb.AppendTokensRequest) -> pb.AppendTokensResponse:
         # The repeated field itself, not a copy: validation refuses an oversized one by length.
-        history = await asyncio.to_thread(
-            self._engine.append, request.session_id, request.token_ids
-        )
+        history = await self._engine.aappend(request.session_id, request.token_ids)
         return pb.AppendTokensResponse(history_tokens=history)
 
     async def get_session_info(self, request: pb.GetSessionInfoRequest) -> pb.SessionInfo:
-        info = await asyncio.to_thread(self._engine.info, request.session_id)
+        info = await self._engine.ainfo(request.session_id)
         return info_to_proto(info, self._server)
 
     async def close_session(self, request: pb.CloseSessionRequest) -> pb.CloseSessionResponse:
-        await asyncio.to_thread(self._engine.close, request.session_id)
+        await self._engine.aclose(request.session_id)
         return pb.CloseSessionResponse()
 
     async def cancel_generate(self, request: pb.CancelGenerateRequest) -> pb.CancelGenerateResponse:
-        was_running = await asyncio.to_thread(self._engine.cancel_generate, request.session_id)
+        was_running = await self._engine.acancel_generate(request.session_id)
         return pb.CancelGenerateResponse(was_running=was_running)
 
     async def generate(self, request: pb.GenerateRequest) -> AsyncGenerator[pb.GenerateEvent]:
@@ -204,18 +205,59 @@ Unary = Callable[[Any], Awaitable[Message]]
 Streaming = Callable[[Any], AsyncGenerator[Message]]
 
 
-class Guard:
-    """Auth, decoding and error mapping around each RuntimeService method."""
+class CallCaps:
+    """RuntimeService calls in flight, in all and per peer connection; over a cap a call is
+    refused at once (RESOURCE_EXHAUSTED) instead of queueing in grpc-core."""
 
-    def __init__(self, token: str | None, metrics: Any) -> None:
-        self._token = token
-        self._metrics = metrics
+    def __init__(self, max_calls: int, max_per_peer: int) -> None:
+        self._max_calls = max_calls
+        self._max_per_peer = max_per_peer
+        self._calls = 0
+        self._per_peer: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def hold(self, peer: str) -> Iterator[None]:
+        """One call's place for as long as it runs.
+
+        Raises:
+            ResourceExhausted: a cap is reached (the message names it).
+        """
+        if self._calls >= self._max_calls:
+            raise ResourceExhausted(
+                f"server busy: {self._max_calls} calls in flight (max_concurrent_rpcs)"
+            )
+        if self._per_peer[peer] >= self._max_per_peer:
+            raise ResourceExhausted(
+                f"{self._max_per_peer} calls in flight on this connection "
+                "(max_concurrent_rpcs_per_peer)"
+            )
+        self._calls += 1
+        self._per_peer[peer] += 1
+        try:
+            yield
+        finally:
+            self._calls -= 1
+            self._per_peer[peer] -= 1
+            if not self._per_peer[peer]:
+                del self._per_peer[peer]
+
+
+class Guard:
+    """Caps, auth, decoding and error mapping around each RuntimeService method."""
+
+    def __init__(self, engine: EngineClient, config: ServerConfig) -> None:
+        self._engine = engine
+        self._token = config.token
+        self._metrics: RuntimeMetrics = engine.metrics
+        self._caps = CallCaps(config.max_concurrent_rpcs, config.max_concurrent_rpcs_per_peer)
+        self._stall_s = engine.config.scheduler.max_unread_s
 
     def unary(self, name: str, request_type: type[Message], call: Unary) -> grpc.RpcMethodHandler:
         async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
-            request = await self._admit(raw, request_type, context)
             try:
-                return await call(request)
+                with self._caps.hold(context.peer()):
+                    request = await self._admit(raw, request_type, context)
+                    return await call(request)
             except RuntimeFault as fault:
                 failure = fault
             except Exception as error:
@@ -227,12 +269,13 @@ class Guard:
     def stream(
         self, name: str, request_type: type[Message], call: Streaming
     ) -> grpc.RpcMethodHandler:
-        async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Message]:
-            request = await self._admit(raw, request_type, context)
+        async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> None:
             try:
-                async with contextlib.aclosing(call(request)) as messages:
-                    async for message in messages:
-                        yield message
+                with self._caps.hold(context.peer()):
+                    request = await self._admit(raw, request_type, context)
+                    async with contextlib.aclosing(call(request)) as messages:
+                        async for message in messages:
+                            await self._write(context, message)
                 return
             except RuntimeFault as fault:
                 failure = fault
@@ -242,20 +285,32 @@ class Guard:
 
         return grpc.unary_stream_rpc_method_handler(handle, response_serializer=_serialize)
 
+    async def _write(self, context: grpc.aio.ServicerContext, message: Message) -> None:
+        """One stream message; a reader that takes none for `max_unread_s` ends the call
+        (the generation is cancelled as the stream closes)."""
+        try:
+            await asyncio.wait_for(context.write(message), self._stall_s)
+        except TimeoutError:
+            raise ReaderStalled(self._stall_s) from None
+
     async def _admit(
         self, raw: bytes, request_type: type[Message], context: grpc.aio.ServicerContext
     ) -> Any:
-        """The decoded request of an authorized caller; aborts the call otherwise."""
+        """The decoded request of an authorized caller.
+
+        Raises:
+            Unauthenticated, InvalidArgument: the call is refused.
+        """
         header = metadata_value(context.invocation_metadata(), AUTH_HEADER)
         if not authorized(header, self._token):
-            await self._refuse(context, Unauthenticated("missing or invalid bearer token"))
+            raise Unauthenticated("missing or invalid bearer token")
         try:
             if len(raw) <= INLINE_DECODE_BYTES:
                 return request_type.FromString(raw)
-            return await asyncio.to_thread(request_type.FromString, raw)
+            return await self._engine.run_blocking(request_type.FromString, raw)
         except DecodeError:
             name = request_type.DESCRIPTOR.name
-            await self._refuse(context, InvalidArgument("request", f"is not a valid {name}"))
+            raise InvalidArgument("request", f"is not a valid {name}") from None
 
     async def _refuse(self, context: grpc.aio.ServicerContext, fault: RuntimeFault) -> NoReturn:
         self._metrics.count_error(SURFACE, fault.code)
@@ -266,10 +321,10 @@ def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
 
 
-def runtime_handler(engine: Any, token: str | None) -> grpc.GenericRpcHandler:
+def runtime_handler(engine: EngineClient, config: ServerConfig) -> grpc.GenericRpcHandler:
     """RuntimeService's methods behind the guard, as one generic handler."""
     service = RuntimeService(engine)
-    guard = Guard(token, engine.metrics)
+    guard = Guard(engine, config)
     return grpc.method_handlers_generic_handler(
         SERVICE_NAME,
         {
@@ -293,7 +348,7 @@ def runtime_handler(engine: Any, token: str | None) -> grpc.GenericRpcHandler:
     )
 
 
-def build_grpc_server(engine: Any, config: ServerConfig) -> tuple[grpc.aio.Server, int]:
+def build_grpc_server(engine: EngineClient, config: ServerConfig) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server with RuntimeService, health and (unless `config.reflection` is off)
     server reflection, bound per `config` (not started). Health and reflection answer
     without the bearer token: they carry no session data.
@@ -304,14 +359,19 @@ def build_grpc_server(engine: Any, config: ServerConfig) -> tuple[grpc.aio.Serve
     Raises:
         RuntimeError: the address could not be bound.
     """
+    backlog = PENDING_PER_CAP * config.max_concurrent_rpcs
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", config.max_request_bytes),
             ("grpc.max_send_message_length", config.max_request_bytes),
             ("grpc.so_reuseport", 0),
+            # grpc-core drops calls waiting to reach the handler (CANCELLED, at random) past
+            # 1,000; ours are refused by `CallCaps`, so let the wait be far longer than that.
+            ("grpc.server.max_pending_requests", backlog),
+            ("grpc.server.max_pending_requests_hard_limit", backlog),
         ],
     )
-    server.add_generic_rpc_handlers((runtime_handler(engine, config.token),))
+    server.add_generic_rpc_handlers((runtime_handler(engine, config),))
     # grpc-stubs' health stub predates grpc_health.v1.health.aio (the asyncio servicer)
     health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -13,13 +13,14 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import grpc
 
 from inference_engine.config import (
     CacheConfig,
     LanePadding,
+    LimitsConfig,
     ModelConfig,
     RuntimeConfig,
     SchedulerConfig,
@@ -29,6 +30,10 @@ from inference_engine.config import (
 from inference_engine.errors import RuntimeFault
 from inference_engine.server.config import ServerConfig, resolve_token
 from inference_engine.server.grpc_app import build_grpc_server, set_serving
+
+if TYPE_CHECKING:
+    from inference_engine.engine import EngineClient
+    from inference_engine.server.http_shim.transport import HttpServer
 
 log = logging.getLogger(__name__)
 STARTUP_TIMEOUT_S = 30.0
@@ -41,7 +46,7 @@ class RunningServers:
     host: str
     grpc_server: grpc.aio.Server
     grpc_port: int
-    http: Any = None  # http_shim.transport.HttpServer, when the shim runs
+    http: HttpServer | None = None  # when the shim runs
 
     @property
     def grpc_address(self) -> str:
@@ -56,7 +61,7 @@ class RunningServers:
         return None if self.http is None else f"http://{self.host}:{self.http.port}"
 
 
-async def start_servers(engine: Any, config: ServerConfig) -> RunningServers:
+async def start_servers(engine: EngineClient, config: ServerConfig) -> RunningServers:
     """Starts gRPC (always) and the deprecated HTTP shim (unless `http_port` is -1).
 
     Raises:
@@ -74,7 +79,7 @@ async def start_servers(engine: Any, config: ServerConfig) -> RunningServers:
 
 
 async def stop_servers(
-    servers: RunningServers, engine: Any, grace_s: float, shutdown_engine: bool = True
+    servers: RunningServers, engine: EngineClient, grace_s: float, shutdown_engine: bool = True
 ) -> None:
     """Stops accepting work; in-flight streams end with a clear status.
 
@@ -99,7 +104,9 @@ class BackgroundServer:
     Used as `with BackgroundServer(engine, config) as server: Client(server.grpc_address)`.
     """
 
-    def __init__(self, engine: Any, config: ServerConfig, shutdown_engine: bool = False) -> None:
+    def __init__(
+        self, engine: EngineClient, config: ServerConfig, shutdown_engine: bool = False
+    ) -> None:
         self._engine = engine
         self._config = config
         self._shutdown_engine = shutdown_engine
@@ -170,6 +177,7 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
     return RuntimeConfig(
         model=ModelConfig(model_id=args.model, device=args.device, dtype=args.dtype),
         cache=CacheConfig(sink_tokens=args.sink, window_tokens=args.window),
+        limits=LimitsConfig(max_history_tokens=args.max_history_tokens),
         store=StoreConfig(
             max_sessions=args.max_sessions,
             when_full=WhenFull(args.when_full),
@@ -180,6 +188,8 @@ def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
             lane_padding=LanePadding(args.lane_padding),
             max_queue=args.max_queue,
             queue_timeout_s=args.queue_timeout_s,
+            max_unread_s=args.max_unread_s,
+            max_prefill_hold_s=args.max_prefill_hold_s,
         ),
     )
 
@@ -196,10 +206,12 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         http_port=args.http_port,
         token=resolve_token(args.token, token_file=args.token_file),
         reflection=not args.no_reflection,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
+        max_concurrent_rpcs_per_peer=args.max_concurrent_rpcs_per_peer,
     )
 
 
-async def serve_until_signal(engine: Any, config: ServerConfig) -> int:
+async def serve_until_signal(engine: EngineClient, config: ServerConfig) -> int:
     """Serves until SIGINT or SIGTERM, then shuts down cleanly; returns the exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -211,10 +223,9 @@ async def serve_until_signal(engine: Any, config: ServerConfig) -> int:
         print(f"http listening on {servers.http_url}", flush=True)
     auth = "on" if config.auth_enabled else "off"
     print(f"model {engine.model_id} on {engine.device} ({engine.dtype}); auth {auth}", flush=True)
-    lanes = engine.coordinator.lanes
-    batch = engine.config.scheduler.max_concurrent
+    lanes = engine.decode_lanes
     padding = f"padded to {lanes} lanes" if lanes else "unpadded (batch-invariant kernels)"
-    print(f"decode batches of up to {batch} sessions, {padding}", flush=True)
+    print(f"decode batches of up to {engine.max_concurrent} sessions, {padding}", flush=True)
     await stop.wait()
     print("shutting down", flush=True)
     await stop_servers(servers, engine, config.shutdown_grace_s)
@@ -233,14 +244,14 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     try:
-        from inference_engine.engine import Engine
+        from inference_engine.engine import Engine, as_client
 
         engine = Engine.start(runtime_config(args))
     except RuntimeFault as fault:
         print(f"error: {fault.message}", file=sys.stderr, flush=True)
         return 2
     try:
-        return asyncio.run(serve_until_signal(engine, config))
+        return asyncio.run(serve_until_signal(as_client(engine), config))
     except (OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2

@@ -23,10 +23,10 @@ from functools import partial
 import torch
 
 from inference_engine.config import LanePadding, RuntimeConfig, SchedulerConfig
-from inference_engine.errors import FailedPrecondition, InvariantViolation
+from inference_engine.errors import FailedPrecondition, InvariantViolation, RuntimeFault
 from inference_engine.kv_cache import CacheShape, SinkWindowCache
 from inference_engine.metrics import RuntimeMetrics
-from inference_engine.scheduler.scheduler import Scheduler, Slot
+from inference_engine.scheduler.scheduler import AdmissionCancelled, Scheduler, Slot
 from inference_engine.session import generator as gen
 from inference_engine.session.decode_loop import STREAM_END, DecodeLoop, Deliver, Failure, Job
 from inference_engine.session.events import (
@@ -38,7 +38,12 @@ from inference_engine.session.events import (
     TokenEvent,
 )
 from inference_engine.session.store import Session, SessionStore
-from inference_engine.session.validation import check_params, check_session_args, check_token_ids
+from inference_engine.session.validation import (
+    check_history_room,
+    check_params,
+    check_session_args,
+    check_token_ids,
+)
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.05  # bound on one wait for a session to become idle
@@ -60,19 +65,19 @@ _CHECKED: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, bool]] = weakref.
 
 def decode_lanes(model: torch.nn.Module, config: SchedulerConfig) -> int | None:
     """The fixed lane count every decode step runs, or None where no padding is needed."""
-    rows = config.max_concurrent
-    if config.lane_padding is LanePadding.AUTO and _invariant(model, rows):
+    max_concurrent = config.max_concurrent
+    if config.lane_padding is LanePadding.AUTO and _invariant(model, max_concurrent):
         log.debug("decode steps run their sessions' rows only (batch-invariant kernels)")
         return None
-    log.debug("decode steps run %d lanes (kernels depend on the batch size)", rows)
-    return config.max_concurrent
+    log.debug("decode steps run %d lanes (kernels depend on the batch size)", max_concurrent)
+    return max_concurrent
 
 
-def _invariant(model: torch.nn.Module, rows: int) -> bool:
+def _invariant(model: torch.nn.Module, max_concurrent: int) -> bool:
     known = _CHECKED.setdefault(model, {})
-    if rows not in known:
-        known[rows] = gen.rows_batch_invariant(model, rows)
-    return known[rows]
+    if max_concurrent not in known:
+        known[max_concurrent] = gen.rows_batch_invariant(model, max_concurrent)
+    return known[max_concurrent]
 
 
 class Coordinator:
@@ -112,11 +117,44 @@ class Coordinator:
         return self._info(session)
 
     def append(self, session_id: str, token_ids: Sequence[int]) -> int:
-        limit = self.config.limits.max_append_tokens
-        ids = check_token_ids("token_ids", token_ids, self.vocab_size, limit)
+        ids = self.check_append(token_ids, session_id)
+        started = time.monotonic()
+        with self._idle:
+            while (length := self.try_append(session_id, ids, started)) is None:
+                self._idle.wait(_POLL_S)
+        return length
+
+    def check_append(self, token_ids: Sequence[int], session_id: str | None = None) -> list[int]:
+        """The ids of an append once they are valid (no state is changed). With
+        `session_id`, a session whose history has no room for them is refused first, before
+        the ids are read one by one (a burst against a full history costs no validation).
+
+        Raises:
+            InvalidArgument: empty, over `max_append_tokens`, or an id outside the vocab.
+            ResourceExhausted: the history would outgrow `max_history_tokens`.
+        """
+        limits = self.config.limits
+        if session_id is not None and len(token_ids) <= limits.max_append_tokens:
+            with self.store.lock:
+                session = self.store.find(session_id)
+                if session is not None:
+                    check_history_room(len(session.history), len(token_ids), limits)
+        return check_token_ids("token_ids", token_ids, self.vocab_size, limits.max_append_tokens)
+
+    def try_append(self, session_id: str, ids: list[int], started: float) -> int | None:
+        """Append checked ids now, or None while a generate winding down still holds the
+        session (call again; `started` is when the caller first tried). Never blocks.
+
+        Raises:
+            SessionNotFound, FailedPrecondition, Unavailable: nothing was appended.
+            ResourceExhausted: the history would outgrow `max_history_tokens`.
+        """
         with self.store.lock:
             self.store.check_accepting()
-            session = self._idle_session(session_id, "is generating; append after it")
+            session = self._try_idle(session_id, "is generating; append after it", started)
+            if session is None:
+                return None
+            check_history_room(len(session.history), len(ids), self.config.limits)
             session.history.extend(ids)
             length = len(session.history)
         self._refresh_gauges()
@@ -173,14 +211,31 @@ class Coordinator:
         """
         check_params(params, self.config.limits)
         cancel = cancel or threading.Event()
-        session = self._claim(session_id, cancel)
+        session = self._claim(session_id, cancel, params.max_tokens)
+        return self.admit(session, params, deliver, cancel, max_unread)
+
+    def admit(
+        self,
+        session: Session,
+        params: GenerationParams,
+        deliver: Deliver,
+        cancel: threading.Event,
+        max_unread: int | None = None,
+    ) -> Job:
+        """A claimed session's generation, admitted (blocking while queued) and handed to
+        the loop; on any refusal the claim is undone.
+
+        Raises:
+            ResourceExhausted, Unavailable, AdmissionCancelled: nothing ran.
+        """
         try:
-            slot = self.scheduler.admit(session_id, cancel)
+            slot = self.scheduler.admit(session.session_id, cancel)
         except BaseException:
             self._unclaim(session)
             raise
         chunk = self.config.cache.prefill_chunk_tokens
         job = Job(session, params, cancel, deliver, partial(self._end, slot), chunk, max_unread)
+        self._hand_slot(job, slot)
         try:
             self.loop.submit(job)
         except BaseException:
@@ -188,6 +243,58 @@ class Coordinator:
             self._unclaim(session)
             raise
         return job
+
+    # -- a long prefill lends its slot to those waiting ---------------------------------
+    def _hand_slot(self, job: Job, slot: Slot) -> None:
+        """Give the job its slot: its end frees it; a long prefill may lend it out."""
+        since = time.monotonic()
+        job.on_end = partial(self._end, slot)
+        job.yield_lane = partial(self._yield_lane, slot=slot, since=since)
+
+    def _yield_lane(self, job: Job, slot: Slot, since: float) -> bool:
+        """At a prefill chunk boundary (loop thread): once others wait for a slot and this
+        prefill has held its own past `max_prefill_hold_s`, free the slot and queue the job
+        again (at the back); it resumes at the next chunk when admitted again. The pieces
+        are aligned to absolute positions, so the tokens do not depend on the pause."""
+        held_s = time.monotonic() - since
+        if not self.scheduler.queued or held_s < self.config.scheduler.max_prefill_hold_s:
+            return False
+        self.scheduler.release(slot)
+        requeue = threading.Thread(target=self._requeue, args=(job,), name="kakeya-requeue")
+        requeue.daemon = True  # one per job in the wait queue: bounded by max_queue
+        requeue.start()
+        return True
+
+    def _requeue(self, job: Job) -> None:
+        """Wait for a slot again, then hand the job back to the loop."""
+        slot: Slot | None = None
+        try:
+            slot = self.scheduler.admit(job.session.session_id, job.cancel)
+            self._hand_slot(job, slot)
+        except AdmissionCancelled:
+            pass  # the loop retires it as cancelled, with its done event
+        except RuntimeFault as fault:  # queue full, wait timed out, shutting down
+            self._abandon(job, fault)
+            return
+        try:
+            self.loop.submit(job)
+        except RuntimeFault as fault:
+            if slot is not None:
+                self.scheduler.release(slot)
+            self._abandon(job, fault)
+
+    def _abandon(self, job: Job, fault: RuntimeFault) -> None:
+        """End a job that is out of the loop: the session stays as it is (its cache holds
+        the chunks prefilled so far), the consumer gets the fault."""
+        self._unclaim(job.session)
+        self._record(None)
+        job.deliver(Failure(fault))
+        job.deliver(STREAM_END)
+        job.finished.set()
+
+    def release_claim(self, session: Session) -> None:
+        """Undo a `try_claim` whose generation was never admitted."""
+        self._unclaim(session)
 
     def cancel_generate(self, session_id: str, timeout_s: float) -> bool:
         """Stop the session's generate, if one runs, and wait until it has ended.
@@ -198,50 +305,79 @@ class Coordinator:
         Raises:
             SessionNotFound: unknown, closed or evicted session.
         """
-        with self.store.lock:
-            session = self.store.get(session_id)
-            cancel = session.state.cancel
-            if not session.busy or cancel is None:
-                return False
-            cancel.set()
-        self.scheduler.wake()
-        self.loop.wake()
+        session = self.request_cancel(session_id)
+        if session is None:
+            return False
         with self._idle:
             self._idle.wait_for(lambda: not session.busy, timeout_s)
         return True
 
-    def _claim(self, session_id: str, cancel: threading.Event) -> Session:
+    def request_cancel(self, session_id: str) -> Session | None:
+        """Ask the session's generate to stop (never blocks); the session, or None when no
+        generate was running. It is over once `session.busy` is False.
+
+        Raises:
+            SessionNotFound: unknown, closed or evicted session.
+        """
         with self.store.lock:
-            session = self._idle_session(session_id, "already has a generate in flight")
+            session = self.store.get(session_id)
+            cancel = session.state.cancel
+            if not session.busy or cancel is None:
+                return None
+            cancel.set()
+        self.scheduler.wake()
+        self.loop.wake()
+        return session
+
+    def _claim(self, session_id: str, cancel: threading.Event, max_tokens: int) -> Session:
+        started = time.monotonic()
+        with self._idle:
+            while (session := self.try_claim(session_id, cancel, started, max_tokens)) is None:
+                self._idle.wait(_POLL_S)
+        return session
+
+    def try_claim(
+        self, session_id: str, cancel: threading.Event, started: float, max_tokens: int
+    ) -> Session | None:
+        """Mark the session as generating, or None while a winding-down generate still
+        holds it (call again). Never blocks.
+
+        Raises:
+            SessionNotFound, FailedPrecondition: nothing was claimed.
+            ResourceExhausted: the history has no room left for `max_tokens` more.
+        """
+        with self.store.lock:
+            session = self._try_idle(session_id, "already has a generate in flight", started)
+            if session is None:
+                return None
             if not session.history:
                 raise FailedPrecondition(f"session {session_id!r} has no tokens; append first")
+            check_history_room(len(session.history), max_tokens, self.config.limits)
             session.busy = True
             session.state.cancel = cancel
             return session
 
-    def _idle_session(self, session_id: str, conflict: str) -> Session:
-        """The session once no generate holds it (call with the store lock held).
+    def _try_idle(self, session_id: str, conflict: str, started: float) -> Session | None:
+        """The session if no generate holds it, else None while it may still come free
+        (call with the store lock held; `started`: when the caller first asked).
 
-        A generate whose client has gone (cancel set) ends within a step: wait for it, up to
-        `wind_down_s`. One whose client still reads is a conflict once `abandon_grace_s` has
-        passed (the grace covers a client's cancel that is still on its way).
+        A generate whose client has gone (cancel set) ends within a step: it is waited for,
+        up to `wind_down_s`. One whose client still reads is a conflict once
+        `abandon_grace_s` has passed (the grace covers a client's cancel still on its way).
 
         Raises:
             SessionNotFound: unknown, closed or evicted.
-            FailedPrecondition: a generate holds the session.
+            FailedPrecondition: a generate holds the session past the bound.
         """
         s = self.config.scheduler
-        started = time.monotonic()
-        while True:
-            session = self.store.get(session_id)
-            if not session.busy:
-                return session
-            waited = time.monotonic() - started
-            cancel = session.state.cancel
-            abandoned = cancel is not None and cancel.is_set()
-            if waited >= (s.wind_down_s if abandoned else s.abandon_grace_s):
-                raise FailedPrecondition(f"session {session_id!r} {conflict}")
-            self._idle.wait(_POLL_S)
+        session = self.store.get(session_id)
+        if not session.busy:
+            return session
+        cancel = session.state.cancel
+        abandoned = cancel is not None and cancel.is_set()
+        if time.monotonic() - started >= (s.wind_down_s if abandoned else s.abandon_grace_s):
+            raise FailedPrecondition(f"session {session_id!r} {conflict}")
+        return None
 
     def _unclaim(self, session: Session) -> None:
         with self.store.lock:

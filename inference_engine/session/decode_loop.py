@@ -70,7 +70,7 @@ class Job:
         self.deliver = deliver
         self.on_end = on_end
         cache = session.state.cache
-        pending = session.history[cache.next_position :]
+        pending = session.history[cache.next_position :].tolist()  # int32 array to ids
         self.pieces: deque[list[int]] = deque(
             gen.prefill_chunks(cache.next_position, pending, chunk)
         )
@@ -84,6 +84,9 @@ class Job:
         self.next_token: int | None = None  # sampled, forwarded by the next decode step
         self.finished = threading.Event()
         self.wake: Callable[[], None] = lambda: None  # set by the loop it joins
+        # Asked at each prefill chunk boundary; True: the job has left the loop for now (its
+        # owner re-submits it later, the remaining pieces unchanged).
+        self.yield_lane: Callable[[Job], bool] = lambda job: False
 
     @property
     def cache(self) -> SinkWindowCache:
@@ -210,6 +213,9 @@ class DecodeLoop:
                 return
             self._notify("prefill", 1)
         if job.pieces:
+            if job.yield_lane(job):  # hook: its slot goes to a waiting generation (coordinator)
+                self._prefilling.remove(job)
+                return
             self._prefilling.rotate(-1)  # round-robin: the next job prefills first
             return
         self._prefilling.remove(job)

@@ -8,6 +8,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+# The one session snapshot, shared with the SDK (kakeya.info converts it to the wire).
+from kakeya.info import SessionInfo as SessionInfo
+
 
 class StopReason(enum.Enum):
     MAX_TOKENS = "MAX_TOKENS"
@@ -52,20 +55,3 @@ class DoneEvent:
 
 
 Event = TokenEvent | TruncationEvent | DoneEvent
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """A snapshot of one session, as GetSessionInfo reports it."""
-
-    session_id: str
-    label: str
-    eos_token_ids: tuple[int, ...]
-    history_tokens: int
-    cached_tokens: int
-    dropped_tokens: int
-    kv_live_bytes: int
-    kv_bound_bytes: int
-    idle_s: float
-    invariant_checks: int  # forwards run on this session's cache, each checked for INV-1/INV-2
-    generating: bool

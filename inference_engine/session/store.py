@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ class Session:
     label: str
     eos_token_ids: tuple[int, ...]
     state: Any
-    history: list[int] = field(default_factory=list)
+    # int32, 4 bytes a token (a list of ints costs ~36): bounded by `max_history_tokens`
+    history: array[int] = field(default_factory=lambda: array("i"))
     touched_at: float = field(default_factory=time.monotonic)
     busy: bool = False  # a generate is queued or running: never evicted meanwhile
 
@@ -117,6 +119,11 @@ class SessionStore:
             self._sessions.move_to_end(session_id)
             session.touched_at = time.monotonic()
             return session
+
+    def find(self, session_id: str) -> Session | None:
+        """The live session, or None; marks nothing and raises nothing (for pre-checks)."""
+        with self.lock:
+            return self._sessions.get(session_id)
 
     def close(self, session_id: str) -> Session:
         with self.lock:

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 
 from inference_engine.config import LimitsConfig
-from inference_engine.errors import InvalidArgument
+from inference_engine.errors import InvalidArgument, ResourceExhausted
 from inference_engine.session.events import GenerationParams
 
 # Ids are server-issued ("sess_" + 22 characters); anything much longer is not one of ours.
@@ -54,6 +54,22 @@ def check_token_ids(
         if not 0 <= token < vocab_size:
             raise InvalidArgument(field, f"[{index}] = {token} is outside [0, {vocab_size})")
     return ids
+
+
+def check_history_room(history_tokens: int, adding: int, limits: LimitsConfig) -> None:
+    """Whether a session's history may grow by `adding` tokens (an append, or a generate's
+    `max_tokens`, whose tokens join the history).
+
+    Raises:
+        ResourceExhausted: the history would pass `max_history_tokens` (the message names
+            the bound; close the session and start another).
+    """
+    bound = limits.max_history_tokens
+    if history_tokens + adding > bound:
+        raise ResourceExhausted(
+            f"history of {history_tokens} tokens + {adding} would exceed "
+            f"max_history_tokens={bound}; start a new session"
+        )
 
 
 def check_session_args(

@@ -25,10 +25,12 @@ import random
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inference_engine.cli_args import add_config_args
+from inference_engine.cli_args import config_from_args as build_config
 from kakeya_evidence.bench.peers import LLAMA_CPP, PEER_NAMES
 from kakeya_evidence.bench.peers.gguf_convert import GGUF_TYPES
 from kakeya_evidence.bench.runs import measure_interleaved as runs_interleaved
@@ -42,6 +44,7 @@ from kakeya_evidence.bench.stats import (
     concurrency_row,
     decode_rate,
 )
+from kakeya_evidence.common.params import DEFAULT_MODEL_ID, DEFAULT_OUTPUT_DIR
 from kakeya_evidence.errors import CacheMissError, ParameterError
 
 __all__ = ["BenchConfig", "register", "run_bench", "run_bench_command", "validate_config"]
@@ -51,40 +54,72 @@ MAX_CONCURRENCY = 64
 INTERLEAVE_CHUNKS = 8  # the long prompt of the prefill-delay measurement, in chunks
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of counts: {text!r}") from exc
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     """What to measure, and how hard. Sizes are tokens; defaults match issue 6."""
 
-    model: str = "kakeya/tiny-qwen3"
-    device: str = "auto"
-    dtype: str = "auto"
-    output: str = "evidence"
-    turns: int = 40
-    append_tokens: int = 64
-    max_tokens: int = 32
-    prompt_tokens: int = 128
-    repeats: int = 3
-    warmup: int = 1
-    session_repeats: int = 1
-    sink_tokens: int = 4
-    window_tokens: int = 1020
-    prefill_chunk_tokens: int = 128
-    sdk: bool = True
-    sdk_compare: bool = False
-    seed: int = 0
-    quiet: bool = False
-    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
+    model: str = field(default=DEFAULT_MODEL_ID, metadata={"help": "model id in the HF cache"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
+    dtype: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16"})
+    output: str = field(default=DEFAULT_OUTPUT_DIR, metadata={"help": "directory for bench.json"})
+    turns: int = field(default=40, metadata={"help": "long-session turns T"})
+    append_tokens: int = field(
+        default=64, metadata={"help": "tokens per turn A", "flag": "--append"}
+    )
+    max_tokens: int = field(default=32, metadata={"help": "generated G"})
+    prompt_tokens: int = field(default=128, metadata={"help": "prompt tokens"})
+    repeats: int = field(default=3, metadata={"help": "decode repeats"})
+    warmup: int = field(default=1, metadata={"help": "warm-up rounds"})
+    session_repeats: int = field(default=1, metadata={"help": "long-session repeats"})
+    sink_tokens: int = field(default=4, metadata={"help": "sink tokens S", "flag": "--sink"})
+    window_tokens: int = field(
+        default=1020, metadata={"help": "window tokens W", "flag": "--window"}
+    )
+    prefill_chunk_tokens: int = field(
+        default=128, metadata={"help": "prefill chunk tokens", "flag": "--prefill-chunk"}
+    )
+    sdk: bool = field(default=True, metadata={"help": "measure the SDK over gRPC (--no-sdk: skip)"})
+    sdk_compare: bool = field(
+        default=False,
+        metadata={"help": "also measure the SDK with one message per token (sdk_grpc_per_token)"},
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the token ids"})
+    quiet: bool = field(default=False, metadata={"help": "no progress on stderr"})
+    concurrency: tuple[int, ...] = field(
+        default=(1, 2, 4, 8, 16),
+        metadata={
+            "help": "session counts of the sweep, e.g. 1,2,4,8,16 ('' skips it)",
+            "type": _int_list,
+        },
+    )
     sweep_max_tokens: int = field(
         default=0,
         metadata={"help": "tokens each session generates in the concurrency sweep (0: G)"},
     )
     peer: tuple[str, ...] = field(
         default=(),
-        metadata={"help": "peer engines measured beside the runtime: llama.cpp (extra peer-llama)"},
+        metadata={
+            "help": "peer engines measured beside the runtime: llama.cpp (extra peer-llama)",
+            "type": _name_list,
+        },
     )
     peer_types: tuple[str, ...] = field(
         default=tuple(GGUF_TYPES),
-        metadata={"help": "GGUF types of the llama.cpp peer, e.g. BF16,F16,Q8_0"},
+        metadata={
+            "help": "GGUF types of the llama.cpp peer, e.g. BF16,F16,Q8_0",
+            "type": _name_list,
+        },
     )
     peer_threads: int = field(default=2, metadata={"help": "threads of each peer engine"})
     peer_python: str = field(
@@ -164,106 +199,15 @@ def _validate_peers(config: BenchConfig) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``bench`` subcommand to the ``kakeya-evidence`` parser."""
-    d = BenchConfig()
+    """Add the ``bench`` subcommand (its flags are BenchConfig's fields) to a parser."""
     bench = subparsers.add_parser("bench", help="benchmark the runtime against transformers")
-    bench.add_argument("--model", default=d.model, help="model id in the HF cache")
-    bench.add_argument("--device", default=d.device, help="auto|cpu|cuda|mps")
-    bench.add_argument("--dtype", default=d.dtype, help="auto|float32|bfloat16|float16")
-    bench.add_argument("--output", default=d.output, help="directory for bench.json")
-    bench.add_argument("--turns", type=int, default=d.turns, help="long-session turns T")
-    bench.add_argument("--append", type=int, default=d.append_tokens, help="tokens per turn A")
-    bench.add_argument("--max-tokens", type=int, default=d.max_tokens, help="generated G")
-    bench.add_argument("--prompt-tokens", type=int, default=d.prompt_tokens)
-    bench.add_argument("--repeats", type=int, default=d.repeats, help="decode repeats")
-    bench.add_argument("--warmup", type=int, default=d.warmup, help="warm-up rounds")
-    bench.add_argument("--session-repeats", type=int, default=d.session_repeats)
-    bench.add_argument("--sink", type=int, default=d.sink_tokens, help="sink tokens S")
-    bench.add_argument("--window", type=int, default=d.window_tokens, help="window tokens W")
-    bench.add_argument("--prefill-chunk", type=int, default=d.prefill_chunk_tokens)
-    bench.add_argument("--no-sdk", action="store_true", help="skip the SDK-over-gRPC variant")
-    bench.add_argument(
-        "--sdk-compare",
-        action="store_true",
-        help="also measure the SDK with one message per token (sdk_grpc_per_token)",
-    )
-    bench.add_argument(
-        "--concurrency",
-        type=_int_list,
-        default=d.concurrency,
-        help="session counts of the sweep, e.g. 1,2,4,8,16 ('' skips it)",
-    )
-    bench.add_argument(
-        "--sweep-max-tokens",
-        type=int,
-        default=d.sweep_max_tokens,
-        help=_help("sweep_max_tokens"),
-    )
-    bench.add_argument("--seed", type=int, default=d.seed, help="seed of the token ids")
-    _register_peer_flags(bench, d)
-    bench.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_config_args(bench, BenchConfig)
     bench.set_defaults(func=run_bench_command)
-
-
-def _help(name: str) -> str:
-    """A `BenchConfig` field's help text, from its metadata."""
-    return str(next(f for f in fields(BenchConfig) if f.name == name).metadata["help"])
-
-
-def _register_peer_flags(bench: Any, d: BenchConfig) -> None:
-    """The ``peer*`` fields as flags (their help is the fields' metadata)."""
-    lists = {"peer": _name_list, "peer_types": _name_list, "peer_threads": int}
-    for item in fields(BenchConfig):
-        if item.name.startswith("peer"):
-            bench.add_argument(
-                "--" + item.name.replace("_", "-"),
-                type=lists.get(item.name, str),
-                default=getattr(d, item.name),
-                help=_help(item.name),
-            )
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     """The frozen config from parsed ``bench`` flags."""
-    return BenchConfig(
-        model=args.model,
-        device=args.device,
-        dtype=args.dtype,
-        output=args.output,
-        turns=args.turns,
-        append_tokens=args.append,
-        max_tokens=args.max_tokens,
-        prompt_tokens=args.prompt_tokens,
-        repeats=args.repeats,
-        warmup=args.warmup,
-        session_repeats=args.session_repeats,
-        sink_tokens=args.sink,
-        window_tokens=args.window,
-        prefill_chunk_tokens=args.prefill_chunk,
-        sdk=not args.no_sdk,
-        sdk_compare=args.sdk_compare,
-        seed=args.seed,
-        quiet=args.quiet,
-        concurrency=tuple(args.concurrency),
-        sweep_max_tokens=args.sweep_max_tokens,
-        peer=tuple(args.peer),
-        peer_types=tuple(args.peer_types),
-        peer_threads=args.peer_threads,
-        peer_python=args.peer_python,
-        peer_sdist=args.peer_sdist,
-        peer_cache=args.peer_cache,
-    )
-
-
-def _name_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of counts: {text!r}") from exc
+    return build_config(BenchConfig, args)
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
@@ -275,7 +219,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
         OutputDirError: the output directory cannot be written.
     """
     from inference_engine.errors import ModelNotCached, RuntimeFault
-    from kakeya_evidence.runner import check_output_dir
+    from kakeya_evidence.common.files import check_output_dir
 
     config = validate_config(config_from_args(args))
     out = check_output_dir(config.output)

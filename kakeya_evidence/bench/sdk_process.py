@@ -10,7 +10,6 @@ competes with the server's for the cores, never for the server's GIL.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from typing import IO, Any
 
 from kakeya_evidence.bench.stats import BatchSample, DecodeSample
 
-__all__ = ["SdkProcess", "main"]
+__all__ = ["CLIENT_TIMEOUT_S", "SdkProcess"]
 
 CLIENT_TIMEOUT_S = 600.0  # the child's deadline on every call: a hang becomes an error
 STDERR_TAIL_CHARS = 2000
@@ -37,7 +36,7 @@ class SdkProcess:
         # a file, not a pipe: a chatty child cannot block on a full pipe nobody reads
         self._stderr: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "kakeya_evidence.bench.sdk_process", address],
+            [sys.executable, "-m", "kakeya_evidence.bench.sdk_child", address],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -116,38 +115,3 @@ class SdkProcess:
         self._proc.wait(timeout=30)
         self._stderr.seek(0)
         return self._stderr.read()[-STDERR_TAIL_CHARS:] or f"exit code {self._proc.returncode}"
-
-
-# -- the child --------------------------------------------------------------------------
-
-
-def _serve(client: Any, request: dict[str, Any]) -> dict[str, Any]:
-    from kakeya_evidence.bench.concurrency import measure_sdk_batch
-    from kakeya_evidence.bench.runs import measure_sdk
-
-    op, tokens, batch = request["op"], request["max_tokens"], request["batch"]
-    if op == "decode":
-        return dataclasses.asdict(measure_sdk(client, request["prompt"], tokens, batch))
-    if op == "batch":
-        return dataclasses.asdict(measure_sdk_batch(client, request["prompts"], tokens, batch))
-    raise ValueError(f"unknown op {op!r}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The child: answer one JSON line per request line until stdin closes."""
-    import kakeya
-
-    (address,) = sys.argv[1:] if argv is None else argv
-    with kakeya.Client(address, timeout=CLIENT_TIMEOUT_S) as client:
-        print(json.dumps({"modules": sorted(sys.modules)}), flush=True)
-        for line in sys.stdin:
-            try:
-                reply = _serve(client, json.loads(line))
-            except Exception as error:  # reported to the parent, which raises it there
-                reply = {"error": f"{type(error).__name__}: {error}"}
-            print(json.dumps(reply), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

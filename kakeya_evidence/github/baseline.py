@@ -1,17 +1,24 @@
 """Fetch main's evidence from earlier runs: the newest as the baseline, the last N as history.
 
 Runs on main (push and the weekly schedule) upload their evidence directory as the
-zipped artifact :data:`~kakeya_evidence.github.gate.MAIN_ARTIFACT`. The artifact
-list is newest first. An artifact counts only when it is unexpired, was built on
-``branch`` in this repository (not a fork's branch of the same name), and holds an
-``evidence.json`` whose pipeline completed (exit code 0 or 1). A run that could not
-run its stages (exit 2) has no comparable test list, so it is skipped.
+zipped artifact ``<MAIN_ARTIFACT>-<run attempt>``
+(:data:`~kakeya_evidence.github.gate.MAIN_ARTIFACT`). The candidates are the
+integration workflow's completed runs on ``branch``, newest first, and a run counts
+only when:
+
+- its ``event`` is ``push`` or ``schedule`` (a dispatch, or a pull request's run,
+  may run other code under the same branch name: its ``head_branch`` alone proves
+  nothing), and its head repository is this repository (not a fork's ``main``);
+- it holds an unexpired main artifact (its latest attempt's is taken) whose
+  ``evidence.json`` says the pipeline completed (exit code 0 or 1). A run that could
+  not run its stages (exit 2) has no comparable test list, so it is skipped.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -21,6 +28,7 @@ from typing import Any
 
 from kakeya_evidence.github.client import GitHubApiError, GitHubClient
 from kakeya_evidence.github.gate import MAIN_ARTIFACT
+from kakeya_evidence.github.paths import WORKFLOW
 
 __all__ = [
     "HISTORY_COUNT",
@@ -33,7 +41,9 @@ __all__ = [
 
 HISTORY_COUNT = 10
 MAX_CANDIDATES = 30  # artifacts downloaded at most while looking
+MAX_RUNS = 200  # workflow runs read at most while looking
 MAX_EVIDENCE_BYTES = 64 * 1024 * 1024
+BASELINE_EVENTS = ("push", "schedule")
 _COMPLETED_EXIT_CODES = (0, 1)
 
 
@@ -54,23 +64,25 @@ def iter_main_evidence(
     branch: str = "main",
     max_candidates: int = MAX_CANDIDATES,
 ) -> Iterator[MainEvidence]:
-    """Yield usable evidence from ``branch``'s runs, newest first, one per run.
+    """Yield usable evidence from ``branch``'s push and schedule runs, newest first.
 
     Unusable candidates are named on stderr and skipped.
 
     Raises:
-        GitHubApiError: Listing the artifacts fails.
+        GitHubApiError: Listing the runs fails.
     """
-    seen_runs: set[int] = set()
+    workflow = WORKFLOW.rsplit("/", 1)[-1]
+    url = f"/repos/{repo}/actions/workflows/{workflow}/runs?branch={branch}&status=completed"
     tried = 0
-    for item in client.paginate(f"/repos/{repo}/actions/artifacts?name={artifact}"):
-        run = item.get("workflow_run") or {}
-        if not _from_branch(item, run, artifact, branch) or run.get("id") in seen_runs:
-            continue
-        if tried >= max_candidates:
+    for index, run in enumerate(client.paginate(url)):
+        if index >= MAX_RUNS or tried >= max_candidates:
             return
+        if not _baseline_run(run, branch):
+            continue
+        item = _latest_artifact(client, repo, int(run["id"]), artifact)
+        if item is None:
+            continue
         tried += 1
-        seen_runs.add(int(run.get("id") or 0))
         try:
             raw = _evidence_from_zip(
                 client.download(f"/repos/{repo}/actions/artifacts/{int(item['id'])}/zip")
@@ -79,9 +91,31 @@ def iter_main_evidence(
         except (GitHubApiError, ValueError) as exc:
             print(f"skipping artifact {item.get('id')}: {exc}", file=sys.stderr)
             continue
-        yield MainEvidence(
-            int(item["id"]), int(run.get("id") or 0), str(run.get("head_sha") or ""), raw
-        )
+        yield MainEvidence(int(item["id"]), int(run["id"]), str(run.get("head_sha") or ""), raw)
+
+
+def _baseline_run(run: Any, branch: str) -> bool:
+    """A push or schedule run of this repository's ``branch``."""
+    if not isinstance(run, Mapping) or run.get("event") not in BASELINE_EVENTS:
+        return False
+    if run.get("head_branch") != branch or not run.get("id"):
+        return False
+    head = (run.get("head_repository") or {}).get("id")
+    own = (run.get("repository") or {}).get("id")
+    return head is None or own is None or head == own
+
+
+def _latest_artifact(
+    client: GitHubClient, repo: str, run_id: int, artifact: str
+) -> Mapping[str, Any] | None:
+    """The run's unexpired ``<artifact>-<attempt>`` of the highest attempt, or None."""
+    pattern = re.compile(re.escape(artifact) + r"-(\d+)")
+    best: tuple[int, Mapping[str, Any]] | None = None
+    for item in client.paginate(f"/repos/{repo}/actions/runs/{run_id}/artifacts"):
+        match = pattern.fullmatch(str(item.get("name") or ""))
+        if match and not item.get("expired") and (best is None or int(match[1]) > best[0]):
+            best = (int(match[1]), item)
+    return best[1] if best else None
 
 
 def fetch_baseline(
@@ -128,16 +162,6 @@ def write_history(directory: Path, items: list[MainEvidence]) -> list[Path]:
         path.write_bytes(item.raw)
         paths.append(path)
     return paths
-
-
-def _from_branch(
-    item: Mapping[str, Any], run: Mapping[str, Any], artifact: str, branch: str
-) -> bool:
-    if item.get("expired") or item.get("name") != artifact or run.get("head_branch") != branch:
-        return False
-    # A fork's branch may also be called main: only this repository's runs count.
-    head, own = run.get("head_repository_id"), run.get("repository_id")
-    return head is None or own is None or head == own
 
 
 def _evidence_from_zip(blob: bytes) -> bytes:

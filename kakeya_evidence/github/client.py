@@ -5,23 +5,31 @@ dependencies. The token is sent only to the API base it was given for: a
 ``Link: rel="next"`` URL on another host is refused, and an artifact download
 follows its redirect to storage without the Authorization header, as GitHub
 documents for the signed storage URL.
+
+GitHub answers a busy moment with 5xx, 429 or a 403 that names a (secondary) rate
+limit; :class:`RetryPolicy` retries those, and an unreachable API, with exponential
+backoff, waiting at least what ``Retry-After`` or ``x-ratelimit-reset`` asks, and
+gives up when the next wait would pass its time budget.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "DEFAULT_API_URL",
     "GitHubApiError",
     "GitHubClient",
     "Response",
+    "RetryPolicy",
     "check_repo",
     "check_sha",
 ]
@@ -36,6 +44,7 @@ _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # A full commit id: SHA-1 (40 hex) or, in SHA-256 repositories, 64 hex.
 _SHA_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _NEXT_LINK_RE = re.compile(r'<([^>]+)>;\s*rel="next"')
+_T = TypeVar("_T")
 
 
 class GitHubApiError(RuntimeError):
@@ -44,12 +53,60 @@ class GitHubApiError(RuntimeError):
     Attributes:
         status: HTTP status code, or 0 when the API could not be reached.
         message: GitHub's ``message`` field (or the transport error), one line.
+        headers: The error response's headers (empty without a response).
     """
 
-    def __init__(self, summary: str, status: int = 0, message: str = "") -> None:
+    def __init__(
+        self,
+        summary: str,
+        status: int = 0,
+        message: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(summary)
         self.status = status
         self.message = message
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to retry a failed request (bounded in attempts and in time)."""
+
+    max_attempts: int = 6
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    budget_s: float = 180.0  # total waiting for one request, never more
+
+    def delay_s(self, error: GitHubApiError, attempt: int, now: float) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None to give up."""
+        if attempt >= self.max_attempts or not is_retryable(error):
+            return None
+        delay = min(self.base_delay_s * 2 ** (attempt - 1), self.max_delay_s)
+        asked = _asked_wait_s(error.headers, now)
+        return max(delay, asked) if asked is not None else delay
+
+
+def is_retryable(error: GitHubApiError) -> bool:
+    """5xx, 429, an unreachable API, and 403s that are rate limits (not permissions)."""
+    if error.status == 0 or error.status == 429 or 500 <= error.status <= 599:
+        return True
+    if error.status != 403:
+        return False
+    headers = {k.lower(): v for k, v in error.headers.items()}
+    return "rate limit" in error.message.lower() or headers.get("x-ratelimit-remaining") == "0"
+
+
+def _asked_wait_s(headers: Mapping[str, str], now: float) -> float | None:
+    lower = {k.lower(): v.strip() for k, v in headers.items()}
+    try:
+        if "retry-after" in lower:
+            return max(float(lower["retry-after"]), 0.0)
+        if lower.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in lower:
+            return max(float(lower["x-ratelimit-reset"]) - now, 0.0) + 1.0
+    except ValueError:
+        return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -86,10 +143,21 @@ def check_sha(sha: str, field: str = "sha") -> str:
 class GitHubClient:
     """Minimal GitHub REST client (JSON in, JSON out)."""
 
-    def __init__(self, api_url: str, token: str | None, timeout_s: float = _TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        token: str | None,
+        timeout_s: float = _TIMEOUT_S,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self._api_url = api_url.rstrip("/")
         self._token = token
         self._timeout_s = timeout_s
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep or _sleep
+        self._clock = clock or time.time
 
     def __repr__(self) -> str:  # keeps the token out of logs and tracebacks
         return f"GitHubClient(api_url={self._api_url!r})"
@@ -99,16 +167,47 @@ class GitHubClient:
         """Whether requests carry a token."""
         return bool(self._token)
 
-    def request(self, method: str, path: str, payload: Any = None) -> Response:
-        """Send one request; ``path`` is below the API base (or a full URL on it).
+    def with_token(self, token: str | None) -> GitHubClient:
+        """The same client (base, timeouts, retries) with another token."""
+        return GitHubClient(
+            self._api_url, token, self._timeout_s, self._retry, self._sleep, self._clock
+        )
+
+    def request(
+        self, method: str, path: str, payload: Any = None, token: str | None = None
+    ) -> Response:
+        """Send one request, retried by the policy; ``path`` is below the API base.
+
+        Args:
+            method: HTTP method.
+            path: Below the API base, or a full URL on it.
+            payload: JSON body, or None.
+            token: Use this bearer token for this request instead of the client's.
 
         Raises:
-            GitHubApiError: On an HTTP error status, a connection failure, a URL
-                outside the API base, or a body that is not JSON.
+            GitHubApiError: On an HTTP error status (after the retries), a connection
+                failure, a URL outside the API base, or a body that is not JSON.
         """
+        return self._retrying(method, lambda: self._request_once(method, path, payload, token))
+
+    def _retrying(self, method: str, call: Callable[[], _T]) -> _T:
+        started = self._clock()
+        for attempt in range(1, self._retry.max_attempts + 1):
+            try:
+                return call()
+            except GitHubApiError as exc:
+                delay = self._retry.delay_s(exc, attempt, self._clock())
+                spent = self._clock() - started
+                if delay is None or spent + delay > self._retry.budget_s:
+                    raise
+                print(f"retrying {method} in {delay:.0f} s: {exc}", file=sys.stderr)
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _request_once(self, method: str, path: str, payload: Any, token: str | None) -> Response:
         url = self._url(path)
         data = None if payload is None else json.dumps(payload).encode()
-        req = urllib.request.Request(url, data=data, method=method, headers=self._headers())
+        req = urllib.request.Request(url, data=data, method=method, headers=self._headers(token))
         try:
             with urllib.request.urlopen(req, timeout=self._timeout_s) as resp:
                 raw, status, headers = resp.read(), resp.status, dict(resp.headers.items())
@@ -140,8 +239,11 @@ class GitHubClient:
         """GET an endpoint that redirects to storage; the token is not forwarded there.
 
         Raises:
-            GitHubApiError: On a failed request or a body over ``max_bytes``.
+            GitHubApiError: On a failed request (after the retries) or a body over ``max_bytes``.
         """
+        return self._retrying("GET", lambda: self._download_once(path, max_bytes))
+
+    def _download_once(self, path: str, max_bytes: int) -> bytes:
         req = urllib.request.Request(self._url(path), headers=self._headers())
         opener = urllib.request.build_opener(_NoRedirect)
         try:
@@ -161,7 +263,10 @@ class GitHubClient:
             with urllib.request.urlopen(req, timeout=self._timeout_s) as resp:
                 return _read_capped(resp, max_bytes, "redirected download")
         except urllib.error.HTTPError as exc:
-            raise GitHubApiError(f"GET (redirected download): HTTP {exc.code}", exc.code) from None
+            headers = dict(exc.headers.items()) if exc.headers else {}
+            raise GitHubApiError(
+                f"GET (redirected download): HTTP {exc.code}", exc.code, "", headers
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             raise GitHubApiError(f"GET (redirected download): {exc}", 0, str(exc)) from None
 
@@ -172,15 +277,15 @@ class GitHubClient:
             return path
         return self._api_url + path
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, token: str | None = None) -> dict[str, str]:
         headers = {
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
             "User-Agent": "kakeya-evidence",
             "Content-Type": "application/json",
         }
-        if self._token:
-            headers["Authorization"] = f"Bearer {self._token}"
+        if token or self._token:
+            headers["Authorization"] = f"Bearer {token or self._token}"
         return headers
 
 
@@ -191,7 +296,8 @@ def _http_error(method: str, url: str, exc: urllib.error.HTTPError) -> GitHubApi
     except (ValueError, AttributeError):
         message = raw[:200]
     message = " ".join(message.split())[:300]
-    return GitHubApiError(f"{method} {url}: HTTP {exc.code}: {message}", exc.code, message)
+    headers = dict(exc.headers.items()) if exc.headers else {}
+    return GitHubApiError(f"{method} {url}: HTTP {exc.code}: {message}", exc.code, message, headers)
 
 
 def _read_capped(resp: Any, max_bytes: int, what: str) -> bytes:
@@ -212,6 +318,11 @@ def _next_link(headers: Mapping[str, str]) -> str | None:
     link = next((v for k, v in headers.items() if k.lower() == "link"), "")
     match = _NEXT_LINK_RE.search(link)
     return match.group(1) if match else None
+
+
+def _sleep(seconds: float) -> None:
+    """The default wait between retries (tests replace it to record the waits)."""
+    time.sleep(seconds)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -1,13 +1,17 @@
 """The ``kakeya-evidence`` subcommands the workflows run, standard library only.
 
-``gate``, ``fetch-baseline``, ``fetch-history``, ``publish``, ``annotate``,
-``step-summary`` and ``sync-paths``. They are registered into the project CLI and
-also run without the project installed (``python3 scripts/ci_github.py ...``, or
-``PYTHONPATH=. python3 -m kakeya_evidence.github ...``) on GitHub-hosted runners.
+``gate``, ``fetch-baseline``, ``fetch-history``, ``pending``, ``publish``,
+``annotate``, ``step-summary``, ``sync-paths`` and ``runner-audit``. They are
+registered into the project CLI and also run without the project installed
+(``python3 scripts/ci_github.py ...``, or ``PYTHONPATH=. python3 -m
+kakeya_evidence.github ...``) on GitHub-hosted runners.
 
-The token comes from ``GITHUB_TOKEN`` and is never printed; the API base is
+The token comes from ``GITHUB_TOKEN`` and is never printed; ``pending`` and
+``publish`` use the evidence App's installation token instead when
+``KAKEYA_APP_ID`` and ``KAKEYA_APP_PRIVATE_KEY`` are set. The API base is
 ``--api-url``, else ``GITHUB_API_URL``, else https://api.github.com. Exit codes:
-0 done, 2 bad input or a failed API call (each command says which).
+0 done, 1 a finding (``sync-paths --check``, ``runner-audit``), 2 bad input or a
+failed API call (each command says which).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kakeya_evidence.github.annotations import workflow_commands
+from kakeya_evidence.github.app_auth import AppCredentials
 from kakeya_evidence.github.baseline import (
     HISTORY_COUNT,
     fetch_baseline,
@@ -37,12 +42,21 @@ from kakeya_evidence.github.client import (
 )
 from kakeya_evidence.github.gate import MAIN_ARTIFACT, GateError, decide_gate
 from kakeya_evidence.github.paths import sync_path_files
-from kakeya_evidence.github.publish import STEP_OUTCOMES, PublishConfig, publish, write_step_summary
+from kakeya_evidence.github.publish import (
+    STEP_OUTCOMES,
+    PublishConfig,
+    pending,
+    publish,
+    write_step_summary,
+)
 from kakeya_evidence.github.render import link
+from kakeya_evidence.github.runner_audit import MAC_LABEL, audit_runners
 
 __all__ = ["main", "register"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+APP_ID_ENV = "KAKEYA_APP_ID"
+APP_KEY_ENV = "KAKEYA_APP_PRIVATE_KEY"
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
@@ -60,7 +74,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--report-url", type=_optional, default=None, help="link to the report")
     s.add_argument("--run-url", type=_optional, default=None, help="link to the workflow run")
     s.set_defaults(func=_guard("step-summary", run_step_summary))
-    p = subparsers.add_parser("sync-paths", help="write RUNTIME_PATH_GLOBS into the YAML files")
+    r = subparsers.add_parser(
+        "runner-audit", help="can only main's integration.yaml reach the Mac?"
+    )
+    r.add_argument("--repo", required=True, type=_repo, help="OWNER/NAME")
+    r.add_argument("--label", default=MAC_LABEL, help="the Mac runner's label")
+    r.add_argument("--api-url", default=None, help="GitHub API base (env GITHUB_API_URL)")
+    r.set_defaults(func=_guard("runner-audit", run_runner_audit))
+    p = subparsers.add_parser(
+        "sync-paths", help="write RUNTIME_PATH_GLOBS into the YAML files and CODEOWNERS"
+    )
     p.add_argument("--check", action="store_true", help="only report a difference (exit 1)")
     p.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root")
     p.set_defaults(func=_guard("sync-paths", run_sync_paths))
@@ -91,22 +114,32 @@ def _add_fetch(subparsers: argparse._SubParsersAction) -> None:
     h.set_defaults(func=_guard("fetch-history", run_fetch_history))
 
 
-def _add_publish(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("publish", help="check run, PR comment and job summary for a run")
-    p.add_argument("--evidence", required=True, type=Path, help="the evidence directory")
+def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo", required=True, type=_repo, help="OWNER/NAME")
     p.add_argument("--sha", required=True, type=_sha, help="full SHA of the tested commit")
     p.add_argument("--pr", type=_pr, default=None, help="pull request to comment on")
     p.add_argument("--run-url", type=_optional, default=None, help="link to the workflow run")
-    p.add_argument("--report-url", type=_optional, default=None, help="link to report.html")
+    p.add_argument("--run-id", type=_positive, default=None, help="github.run_id")
+    p.add_argument("--run-attempt", type=_positive, default=None, help="github.run_attempt")
     p.add_argument("--api-url", default=None, help="GitHub API base (env GITHUB_API_URL)")
+    p.add_argument("--bot-login", type=_optional, default=None, help="the token's login")
+
+
+def _add_publish(subparsers: argparse._SubParsersAction) -> None:
+    w = subparsers.add_parser("pending", help="in_progress check and 'pending' comment")
+    _add_run_args(w)
+    w.set_defaults(func=_guard("pending", run_pending))
+    p = subparsers.add_parser("publish", help="check run, PR comment and job summary for a run")
+    p.add_argument("--evidence", required=True, type=Path, help="the evidence directory")
+    _add_run_args(p)
+    p.add_argument("--report-url", type=_optional, default=None, help="link to report.html")
+    p.add_argument("--partial", default="", help="the run's pytest-args or shard (not all tests)")
     p.add_argument("--job-result", default="", help="the Mac job's result (needs.<id>.result)")
     p.add_argument("--steps", type=_steps, default=(), help="NAME=OUTCOME,... of the Mac job")
     p.add_argument("--not-run", type=_optional, default=None, help="the gate's reason")
     p.add_argument(
         "--not-run-conclusion", choices=CONCLUSIONS, default="neutral", help="check if not run"
     )
-    p.add_argument("--bot-login", type=_optional, default=None, help="the token's login")
     p.set_defaults(func=_guard("publish", run_publish))
 
 
@@ -160,9 +193,37 @@ def run_publish(args: argparse.Namespace, out: TextIO) -> int:
         not_run_reason=args.not_run,
         not_run_conclusion=args.not_run_conclusion,
         bot_login=args.bot_login,
+        run_id=args.run_id,
+        run_attempt=args.run_attempt,
+        partial=args.partial.strip(),
+        app=_app_credentials(),
     )
     summary = os.environ.get("GITHUB_STEP_SUMMARY") or None
     return publish(config, _client(args), out, summary)
+
+
+def run_pending(args: argparse.Namespace, out: TextIO) -> int:
+    """Handle ``pending``: the in_progress check and the "evidence pending" comment."""
+    config = PublishConfig(
+        repo=args.repo,
+        sha=args.sha,
+        evidence_dir=Path("."),
+        pr=args.pr,
+        run_url=args.run_url,
+        bot_login=args.bot_login,
+        run_id=args.run_id,
+        run_attempt=args.run_attempt,
+        app=_app_credentials(),
+    )
+    return pending(config, _client(args), out)
+
+
+def run_runner_audit(args: argparse.Namespace, out: TextIO) -> int:
+    """Handle ``runner-audit``: 1 naming each unsafe setting, 0 when the Mac is safe."""
+    result = audit_runners(_client(args), args.repo, args.label)
+    for line in result.lines():
+        print(line, file=out)
+    return result.exit_code
 
 
 def run_annotate(args: argparse.Namespace, out: TextIO) -> int:
@@ -226,6 +287,11 @@ def _guard(name: str, handler: Handler) -> Callable[..., int]:
     return run
 
 
+def _app_credentials() -> AppCredentials | None:
+    app_id, key = os.environ.get(APP_ID_ENV, "").strip(), os.environ.get(APP_KEY_ENV, "")
+    return AppCredentials(app_id, key) if app_id and key.strip() else None
+
+
 def _client(args: argparse.Namespace) -> GitHubClient:
     api_url = args.api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL
     return GitHubClient(api_url, os.environ.get("GITHUB_TOKEN") or None)
@@ -265,6 +331,14 @@ def _pr_value(text: str) -> int | None:
     return int(text)
 
 
+def _positive_value(text: str) -> int | None:
+    if not text.strip():
+        return None
+    if not text.strip().isdigit() or int(text) <= 0:
+        raise ValueError(f"must be a positive number, got {text!r}")
+    return int(text)
+
+
 def _count_value(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 50:
         raise ValueError(f"--count must be 1..50, got {text!r}")
@@ -286,4 +360,5 @@ _sha = _argtype(check_sha)
 _optional = _argtype(_optional_value)
 _pr = _argtype(_pr_value)
 _count = _argtype(_count_value)
+_positive = _argtype(_positive_value)
 _steps = _argtype(_steps_value)

@@ -13,6 +13,10 @@ The rules, in order:
 - any other event (``pull_request``, review and comment events...) is refused:
   it must never reach the self-hosted runner.
 
+``pool`` names the Mac's virtual environment pool: ``main`` only for main's
+baseline runs (push and schedule), ``pr`` for everything else, so a pull request's
+code never runs in, or installs into, the venv that main's baseline uses.
+
 When the job does not run, :attr:`GateDecision.conclusion_if_not_run` says what
 check ``publish`` posts on the head commit instead: ``neutral`` when the run is not
 needed, ``action_required`` when a fork's runtime change waits for a maintainer,
@@ -63,6 +67,7 @@ class GateDecision:
             "pr": str(self.pr) if self.pr else "",
             "artifact": self.artifact,
             "conclusion_if_not_run": "" if self.run else self.conclusion_if_not_run,
+            "pool": "main" if self.artifact == MAIN_ARTIFACT else "pr",
         }
         return {key: _one_line(value) for key, value in values.items()}
 

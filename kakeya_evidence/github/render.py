@@ -25,9 +25,12 @@ __all__ = [
     "fit",
     "link",
     "plain_url",
+    "render_cancelled",
     "render_evidence",
     "render_no_evidence",
     "render_not_run",
+    "render_pending",
+    "suite_changes",
     "utf8_len",
     "utf16_len",
 ]
@@ -39,6 +42,8 @@ CHANGE_KINDS = (
     ("fixed", "Fixed"),
     ("still_failing", "Still failing"),
     ("flaky", "Flaky"),
+    ("added", "Added"),
+    ("removed", "Removed"),
 )
 COUNT_ORDER = ("failed", "error", "passed", "flaky", "skipped", "xfailed", "xpassed", "not_run")
 FIT_NOTE = "\n\n_Cut to fit GitHub's size limit; the report has everything._\n"
@@ -131,35 +136,70 @@ def link(label: str, url: str | None) -> str:
     return f"[{label}]({url})" if plain_url(url) else label
 
 
-def decide_verdict(evidence: Mapping[str, Any]) -> Verdict:
-    """Map evidence to a check conclusion: success only for exit code 0."""
+def decide_verdict(evidence: Mapping[str, Any], partial: str = "") -> Verdict:
+    """Map evidence to a check conclusion: success only for exit code 0 of a whole run.
+
+    Args:
+        evidence: evidence.json.
+        partial: Why the run covers only part of the suite (pytest arguments, a shard);
+            a passing partial run concludes ``neutral``, never ``success``.
+    """
     exit_code = evidence.get("exit_code")
     counts = _counts(evidence)
     failed_gates = [g for g in _gates(evidence) if not g.get("passed")]
+    changes = "".join(f", {note}" for note in suite_changes(evidence))
     if exit_code == 0:
         extra = f", {counts['flaky']} flaky" if counts.get("flaky") else ""
-        return Verdict("success", f"passed: {counts.get('passed', 0)} passed{extra}")
+        passed = f"{counts.get('passed', 0)} passed{extra}{changes}"
+        if partial:
+            return Verdict("neutral", f"partial run ({_plain(partial, 80)}): {passed}")
+        return Verdict("success", f"passed: {passed}")
     if exit_code == 1:
         parts = [f"{counts.get(k, 0)} {k}" for k in FAILING_OUTCOMES if counts.get(k)]
         if failed_gates:
             parts.append(f"{len(failed_gates)} gate(s) not met")
-        return Verdict("failure", "failed: " + (", ".join(parts) or "see the report"))
+        prefix = f"partial run ({_plain(partial, 80)}) " if partial else ""
+        return Verdict(
+            "failure", prefix + "failed: " + (", ".join(parts) or "see the report") + changes
+        )
     bad = next((s for s in _stages(evidence) if s.get("status") != "ok"), None)
     where = f"stage {bad.get('name')} {bad.get('status')}" if bad else f"exit code {exit_code!r}"
     return Verdict("failure", f"error: {_plain(where, 120)}")
 
 
+def suite_changes(evidence: Mapping[str, Any]) -> list[str]:
+    """ "57 tests removed", "2 tests added": the suite's change against main's baseline."""
+    base = evidence.get("baseline")
+    tests = _mapping(base.get("tests")) if isinstance(base, Mapping) else {}
+    notes = []
+    for key in ("removed", "added"):
+        count = len(tests.get(key) or [])
+        if count:
+            notes.append(f"{count} test{'s' if count != 1 else ''} {key}")
+    return notes
+
+
 def render_evidence(
-    evidence: Mapping[str, Any], links: Links, max_items: int = 20, heading: str = "##"
+    evidence: Mapping[str, Any],
+    links: Links,
+    max_items: int = 20,
+    heading: str = "##",
+    verdict: Verdict | None = None,
 ) -> str:
     """The Markdown for one evidence file: verdict, counts, baseline, perf, failures."""
-    verdict = decide_verdict(evidence)
-    word = {"success": "PASSED"}.get(verdict.conclusion, verdict.title.split(":", 1)[0].upper())
+    verdict = verdict or decide_verdict(evidence)
+    word = {"success": "PASSED", "neutral": "PARTIAL RUN"}.get(
+        verdict.conclusion, verdict.title.split(":", 1)[0].upper()
+    )
+    if verdict.title.startswith("partial run") and verdict.conclusion == "failure":
+        word = "PARTIAL RUN, FAILED"
+    changes = suite_changes(evidence)
     lines = [
         f"{heading} Mac M4 evidence for `{links.short_sha}`: {word}",
         "",
-        _counts_line(evidence),
+        _counts_line(evidence) + "".join(f" · **{note}**" for note in changes),
         "",
+        *([f"Check: {code(verdict.title, 300)}", ""] if verdict.conclusion != "success" else []),
         " · ".join(
             [link("**Open the report**", links.report_url), link("workflow run", links.run_url)]
         )
@@ -182,6 +222,26 @@ def render_no_evidence(links: Links, why: str, heading: str = "##") -> str:
         f"The run produced no evidence for commit `{links.sha}`: {code(why, 300)}.\n\n"
         f"{link('workflow run', links.run_url)} (its log shows what happened). "
         "Earlier results in this thread are about other commits.\n"
+    )
+
+
+def render_pending(links: Links, heading: str = "##") -> str:
+    """The Markdown while the Mac run for this commit has not published yet."""
+    return (
+        f"{heading} Mac M4 evidence pending for `{links.short_sha}`\n\n"
+        f"The Mac M4 run for commit `{links.sha}` has started; this comment is rewritten "
+        f"when it publishes. Earlier verdicts in this thread were about other commits.\n\n"
+        f"{link('workflow run', links.run_url)}\n"
+    )
+
+
+def render_cancelled(links: Links, why: str, heading: str = "##") -> str:
+    """The Markdown when the run was cancelled (a newer push superseded it) before evidence."""
+    return (
+        f"{heading} Mac M4 evidence for `{links.short_sha}`: CANCELLED\n\n"
+        f"The run for commit `{links.sha}` was cancelled before it produced evidence: "
+        f"{code(why, 300)}. A newer run, if any, publishes its own result.\n\n"
+        f"{link('workflow run', links.run_url)}\n"
     )
 
 

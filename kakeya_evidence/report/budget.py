@@ -12,29 +12,17 @@ from collections.abc import Sequence
 
 from markupsafe import escape
 
-from kakeya_evidence.report.schema import OUTPUT_FIELDS, TestRow
+from kakeya_evidence.common.schema import OUTPUT_FIELDS, TestRow
+from kakeya_evidence.common.text import MAX_TEXT_CHARS, clip_end
 
 __all__ = [
     "DEFAULT_MAX_REPORT_MB",
-    "MAX_FIELD_CHARS",
-    "clip_tail",
     "escaped_size",
     "fit_outputs",
     "water_level",
 ]
 
 DEFAULT_MAX_REPORT_MB = 10.0
-# Per test: each of traceback, stdout and stderr keeps at most its last this many characters.
-MAX_FIELD_CHARS = 20_000
-CUT_NOTE = "[... {cut:,} characters cut; the end is kept ...]\n"
-
-
-def clip_tail(text: str, max_chars: int) -> str:
-    """Keep the last max_chars characters of text, after a note saying how many went."""
-    if len(text) <= max_chars:
-        return text
-    keep = max(0, max_chars)
-    return CUT_NOTE.format(cut=len(text) - keep) + (text[-keep:] if keep else "")
 
 
 def escaped_size(text: str) -> int:
@@ -57,7 +45,7 @@ def water_level(sizes: Sequence[int], budget: int) -> int | None:
 
 
 def fit_outputs(rows: Sequence[TestRow], budget_bytes: int) -> tuple[list[TestRow], dict[str, int]]:
-    """Clip outputs per field (MAX_FIELD_CHARS), then to budget_bytes in total, largest first.
+    """Clip outputs per field (MAX_TEXT_CHARS), then to budget_bytes in total, largest first.
 
     Args:
         rows: The test rows, outputs as the suite recorded them.
@@ -82,7 +70,7 @@ def fit_outputs(rows: Sequence[TestRow], budget_bytes: int) -> tuple[list[TestRo
             size = sizes.get((index, name), 0)
             if cap is not None and size > cap:
                 # escaped bytes per character vary; scale the cap to this text's own ratio
-                text = clip_tail(text, int(cap * len(text) / size))
+                text = clip_end(text, int(cap * len(text) / size))
                 changes[name] = text
             if len(text) != len(getattr(original, name)):
                 stats["clipped_fields"] += 1
@@ -93,8 +81,8 @@ def fit_outputs(rows: Sequence[TestRow], budget_bytes: int) -> tuple[list[TestRo
 
 def _cap_fields(row: TestRow) -> TestRow:
     changes = {
-        name: clip_tail(getattr(row, name), MAX_FIELD_CHARS)
+        name: clip_end(getattr(row, name), MAX_TEXT_CHARS)
         for name in OUTPUT_FIELDS
-        if len(getattr(row, name)) > MAX_FIELD_CHARS
+        if len(getattr(row, name)) > MAX_TEXT_CHARS
     }
     return row.with_outputs(changes) if changes else row

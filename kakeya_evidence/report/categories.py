@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from kakeya_evidence.report.schema import FAILING, TestRow
+from kakeya_evidence.common.schema import FAILING, TestRow
 
 __all__ = ["categorize", "exception_of", "mask_message", "signature_of"]
 

@@ -12,7 +12,7 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
-from kakeya_evidence.report.schema import TestRow
+from kakeya_evidence.common.schema import TestRow
 
 __all__ = ["CSV_COLUMNS", "render_csv", "spreadsheet_safe"]
 

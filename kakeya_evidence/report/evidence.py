@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kakeya_evidence.report.schema import (
+from kakeya_evidence.common.files import STAGES, package_version, read_stage
+from kakeya_evidence.common.schema import (
     EXIT_CODES,
     FAILING,
     Outcome,
@@ -24,9 +25,7 @@ from kakeya_evidence.report.schema import (
     TestRow,
     Verdict,
 )
-from kakeya_evidence.report.text import safe_data, write_text_file
-from kakeya_evidence.stages import STAGES, read_stage
-from kakeya_evidence.stages.host import package_version
+from kakeya_evidence.common.text import safe_data, write_text_file
 
 __all__ = [
     "MERGE_STAGE",
@@ -143,7 +142,7 @@ def build_evidence(
         "host": host,
         "model": _model(params, cache, host, loaded),
         "cache": cache,
-        "provenance": merge.get("provenance") or collect_provenance(params),
+        "provenance": merge.get("provenance") or collect_provenance(params, host),
         "perf": perf,
         "baseline": None,
         "gates": [],
@@ -179,14 +178,23 @@ def decide_verdict(
     return Verdict.PASSED
 
 
-def collect_provenance(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Commit, dirty flag, parameters, package versions and the CI run URL."""
+def collect_provenance(
+    parameters: dict[str, Any], host: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Commit, dirty flag, parameters, package versions, determinism and the CI run URL."""
+    from kakeya_evidence.reproduce.determinism import collect_determinism
+
     return {
         "commit": _git(["rev-parse", "HEAD"]),
         "dirty": _dirty(),
+        "toplevel": _git(["rev-parse", "--show-toplevel"]),
         "parameters": parameters,
         "packages": {name: package_version(name) for name in PACKAGES},
+        "determinism": collect_determinism(parameters, host or {}),
         "run_url": _run_url(),
+        # publish refuses evidence of another run or attempt (a re-run's artifact).
+        "run_id": _env_int("GITHUB_RUN_ID"),
+        "run_attempt": _env_int("GITHUB_RUN_ATTEMPT"),
     }
 
 
@@ -263,6 +271,11 @@ def _git(args: list[str]) -> str | None:
 def _dirty() -> bool | None:
     status = _git(["status", "--porcelain", "--untracked-files=no"])
     return None if status is None else bool(status)
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def _run_url() -> str | None:

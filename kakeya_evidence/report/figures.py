@@ -20,8 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kakeya_evidence.common.schema import TestRow
 from kakeya_evidence.report import plots
-from kakeya_evidence.report.schema import TestRow
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

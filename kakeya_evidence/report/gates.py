@@ -12,7 +12,7 @@ baseline: a run whose spread is itself huge must not wave a 90 % drop through.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kakeya_evidence.errors import ParameterError
@@ -32,6 +32,11 @@ DEFAULT_PERF_METRICS = ("decode_tok_s.runtime",)
 DEFAULT_NOISE_CAP_PCT = 50.0
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """Comma-separated metric names, as a flag gives them."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """Which gates run and their bounds (built once at the CLI or notebook edge).
@@ -47,13 +52,38 @@ class GateConfig:
         ParameterError: A bound is not a finite positive number.
     """
 
-    new_failures: bool = True
-    perf: bool = True
-    perf_metrics: tuple[str, ...] = DEFAULT_PERF_METRICS
-    perf_noise_cap_pct: float = DEFAULT_NOISE_CAP_PCT
-    max_suite_s: float | None = None
+    new_failures: bool = field(
+        default=True,
+        metadata={
+            "help": "gate: no test fails that passed in the baseline",
+            "flag": "--gate-new-failures",
+        },
+    )
+    perf: bool = field(
+        default=True,
+        metadata={
+            "help": "gate: runtime decode tokens/s does not regress beyond its noise",
+            "flag": "--gate-perf",
+        },
+    )
+    perf_metrics: tuple[str, ...] = field(
+        default=DEFAULT_PERF_METRICS,
+        metadata={
+            "help": "gate: the metrics the perf gate watches (group.key,...)",
+            "type": _names,
+        },
+    )
+    perf_noise_cap_pct: float = field(
+        default=DEFAULT_NOISE_CAP_PCT,
+        metadata={"help": "gate: the most noise (%% of the baseline) the perf gate accepts"},
+    )
+    max_suite_s: float | None = field(
+        default=None, metadata={"help": "gate: the suite's longest duration (s)"}
+    )
 
     def __post_init__(self) -> None:
+        if isinstance(self.perf_metrics, list):  # from a notebook's (JSON) parameters
+            object.__setattr__(self, "perf_metrics", tuple(self.perf_metrics))
         cap = self.perf_noise_cap_pct
         if not (_finite(cap) and 0 < cap <= 100):
             raise ParameterError(f"perf_noise_cap_pct must be in (0, 100], got {cap!r}")

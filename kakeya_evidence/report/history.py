@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kakeya_evidence.common.schema import Outcome, TestRow
+from kakeya_evidence.common.text import safe_data
 from kakeya_evidence.report.baseline import perf_metrics
-from kakeya_evidence.report.schema import Outcome, TestRow
-from kakeya_evidence.report.text import safe_data
 
 __all__ = [
     "MAX_HISTORY_RUNS",

@@ -19,10 +19,10 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from kakeya_evidence.common.schema import FAILING, OUTPUT_FIELDS, Outcome, TestRow
 from kakeya_evidence.report.appendix import NotebookHtml
 from kakeya_evidence.report.budget import fit_outputs
 from kakeya_evidence.report.peers import peer_table
-from kakeya_evidence.report.schema import FAILING, OUTPUT_FIELDS, Outcome, TestRow
 from kakeya_evidence.report.summary import model_line
 from kakeya_evidence.report.units import format_fact, format_number, human_bytes, to_ms
 

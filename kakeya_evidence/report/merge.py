@@ -18,12 +18,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from kakeya_evidence.common.files import STAGES, read_stage, write_stage
+from kakeya_evidence.common.schema import Outcome, StageStatus, TestRow
+from kakeya_evidence.common.text import safe_data
 from kakeya_evidence.errors import ParameterError
 from kakeya_evidence.report.evidence import MERGE_STAGE, SUITE_STAGE, read_stages, suite_rows
-from kakeya_evidence.report.schema import Outcome, StageStatus, TestRow
-from kakeya_evidence.report.text import safe_data
 from kakeya_evidence.report.writer import RUNNER_STAGE, Report, ReportConfig, write_report
-from kakeya_evidence.stages import STAGES, read_stage, write_stage
 
 __all__ = ["MergeInput", "device_differences", "merge_runs", "read_input"]
 

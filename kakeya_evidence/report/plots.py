@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from kakeya_evidence.report.schema import Outcome, TestRow
+from kakeya_evidence.common.schema import Outcome, TestRow
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

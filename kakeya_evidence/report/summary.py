@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kakeya_evidence.report.schema import FAILING
+from kakeya_evidence.common.schema import FAILING
 from kakeya_evidence.report.units import format_fact
 
 __all__ = ["MAX_SUMMARY_CHARS", "escape_markdown", "model_line", "render_summary"]

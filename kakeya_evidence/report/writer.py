@@ -13,14 +13,16 @@ returns; if evidence.json itself cannot be written, the run returns 2.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from kakeya_evidence.errors import ParameterError
+from kakeya_evidence.common.files import read_stage
+from kakeya_evidence.common.params import check_number
+from kakeya_evidence.common.schema import StageStatus, TestRow
+from kakeya_evidence.common.text import safe_data, safe_text, write_text_file
 from kakeya_evidence.report.appendix import NotebookHtml, NotebookPrerender, render_notebooks
 from kakeya_evidence.report.baseline import compare
 from kakeya_evidence.report.budget import DEFAULT_MAX_REPORT_MB
@@ -38,10 +40,7 @@ from kakeya_evidence.report.figures import draw_images, figure_specs
 from kakeya_evidence.report.gates import GateConfig, evaluate_gates
 from kakeya_evidence.report.history import build_history, load_history
 from kakeya_evidence.report.html import order_rows, render_report
-from kakeya_evidence.report.schema import StageStatus, TestRow
 from kakeya_evidence.report.summary import render_summary
-from kakeya_evidence.report.text import safe_data, safe_text, write_text_file
-from kakeya_evidence.stages import read_stage
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -76,44 +75,25 @@ class ReportConfig:
         ParameterError: max_report_mb is not a finite number > 0.
     """
 
-    baseline: str = ""
-    bench: str = ""
-    history: str = ""
-    max_report_mb: float = DEFAULT_MAX_REPORT_MB
-    appendix: bool = True
+    baseline: str = field(default="", metadata={"help": "baseline evidence.json to compare with"})
+    bench: str = field(default="", metadata={"help": "bench.json (default: DIR/bench.json)"})
+    history: str = field(default="", metadata={"help": "directory of earlier evidence.json files"})
+    max_report_mb: float = field(
+        default=DEFAULT_MAX_REPORT_MB, metadata={"help": "size budget for report.html (MB)"}
+    )
+    appendix: bool = field(
+        default=True, metadata={"help": "render the executed notebooks into the appendix"}
+    )
     gates: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
-        value = self.max_report_mb
-        finite = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (finite and math.isfinite(value) and value > 0):
-            raise ParameterError(f"max_report_mb must be a number > 0, got {value!r}")
+        if isinstance(self.gates, dict):  # from a notebook's parameters: GateConfig's fields
+            object.__setattr__(self, "gates", GateConfig(**self.gates))
+        check_number("max_report_mb", self.max_report_mb)
 
     @property
     def max_report_bytes(self) -> int:
         return int(self.max_report_mb * 1_000_000)
-
-    @classmethod
-    def from_parameters(cls, values: dict[str, Any]) -> ReportConfig:
-        """Build from a notebook's parameters (names as in notebooks/03_results_report.ipynb).
-
-        Raises:
-            ParameterError: A value is out of its bounds.
-        """
-        gates = GateConfig(
-            new_failures=bool(values.get("gate_new_failures", True)),
-            perf=bool(values.get("gate_perf", True)),
-            perf_noise_cap_pct=values.get("perf_noise_cap_pct", GateConfig.perf_noise_cap_pct),
-            max_suite_s=values.get("max_suite_s") or None,
-        )
-        return cls(
-            baseline=str(values.get("baseline") or ""),
-            bench=str(values.get("bench") or ""),
-            history=str(values.get("history") or ""),
-            max_report_mb=values.get("max_report_mb", DEFAULT_MAX_REPORT_MB),
-            appendix=bool(values.get("appendix", True)),
-            gates=gates,
-        )
 
 
 @dataclass

@@ -10,12 +10,14 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kakeya_evidence.errors import CacheMissError, StageError
-from kakeya_evidence.stages.files import write_stage
+from kakeya_evidence.common.files import write_stage
+from kakeya_evidence.common.params import DEFAULT_MODEL_ID, STAGE_TIMEOUT_S, check_number
+from kakeya_evidence.common.schema import StageStatus
+from kakeya_evidence.errors import CacheMissError, ParameterError, StageError
 
 __all__ = ["CacheConfig", "check_cache", "parse_ok_line", "prewarm_command", "run_cache_stage"]
 
@@ -51,10 +53,27 @@ class CacheConfig:
         timeout_s: Limit for each subprocess.
     """
 
-    model: str = "kakeya/tiny-qwen3"
-    prewarm: bool = True
-    measure_load: bool = True
-    timeout_s: float = 900.0
+    model: str = field(default=DEFAULT_MODEL_ID, metadata={"help": "model id"})
+    prewarm: bool = field(
+        default=True, metadata={"help": "fill the cache on a miss (--no-prewarm: fail instead)"}
+    )
+    # the suite reports the load it does anyway
+    measure_load: bool = field(
+        default=False,
+        metadata={
+            "help": "also time from_pretrained in the cache stage",
+            "aliases": ("--load-time",),
+        },
+    )
+    timeout_s: float = field(
+        default=STAGE_TIMEOUT_S,
+        metadata={"help": "limit for each cache-stage subprocess, s", "flag": "--cache-timeout-s"},
+    )
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.model, str) and self.model.strip()):
+            raise ParameterError("model must be a non-empty model id")
+        check_number("timeout_s", self.timeout_s)
 
 
 def prewarm_command(model: str) -> str:
@@ -117,9 +136,9 @@ def run_cache_stage(output_dir: Path | str, config: CacheConfig) -> dict[str, An
     try:
         facts = check_cache(config)
     except StageError as exc:
-        _write(output_dir, "failed", exc.reason, started, {"id": config.model})
+        _write(output_dir, StageStatus.FAILED, exc.reason, started, {"id": config.model})
         raise
-    _write(output_dir, "ok", "", started, facts)
+    _write(output_dir, StageStatus.OK, "", started, facts)
     return facts
 
 

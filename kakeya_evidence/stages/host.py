@@ -9,26 +9,25 @@ quietly running on the CPU.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
-from importlib import metadata
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kakeya_evidence.common.files import package_version, write_stage
+from kakeya_evidence.common.params import check_number
+from kakeya_evidence.common.schema import StageStatus
 from kakeya_evidence.errors import ParameterError
-from kakeya_evidence.stages.files import write_stage
 
 __all__ = [
     "REQUIRABLE_DEVICES",
     "HostRequirements",
     "collect_host_facts",
-    "package_version",
     "run_host_check",
     "unmet_requirements",
 ]
@@ -41,7 +40,14 @@ _PROBE = (
     "mps = getattr(torch.backends, 'mps', None)\n"
     "print(json.dumps({'cuda': torch.cuda.is_available(),"
     " 'cuda_devices': torch.cuda.device_count(),"
-    " 'mps': bool(mps and mps.is_available())}))\n"
+    " 'mps': bool(mps and mps.is_available()),"
+    # determinism (kakeya_evidence/reproduce/determinism.py): a fresh process, like the suite's
+    " 'torch_deterministic_algorithms': torch.are_deterministic_algorithms_enabled(),"
+    " 'torch_deterministic_warn_only': torch.is_deterministic_algorithms_warn_only_enabled(),"
+    " 'cudnn_deterministic': torch.backends.cudnn.deterministic,"
+    " 'cudnn_benchmark': torch.backends.cudnn.benchmark,"
+    " 'torch_num_threads': torch.get_num_threads(),"
+    " 'torch_num_interop_threads': torch.get_num_interop_threads()}))\n"
 )
 
 
@@ -55,9 +61,17 @@ class HostRequirements:
         min_free_disk_gb: Minimum free space on the output directory's disk, decimal GB.
     """
 
-    require_device: str = ""
-    min_memory_gb: float = 0.0
-    min_free_disk_gb: float = 0.0
+    require_device: str = field(
+        default="",
+        metadata={
+            "help": "mps, cuda or cpu must be usable (run: also --device)",
+            "choices": ("", *REQUIRABLE_DEVICES),
+        },
+    )
+    min_memory_gb: float = field(default=0.0, metadata={"help": "total memory, GB"})
+    min_free_disk_gb: float = field(
+        default=0.0, metadata={"help": "free disk at the output directory, GB"}
+    )
 
     def __post_init__(self) -> None:
         if self.require_device not in ("", *REQUIRABLE_DEVICES):
@@ -66,9 +80,7 @@ class HostRequirements:
                 f"got {self.require_device!r}"
             )
         for name in ("min_memory_gb", "min_free_disk_gb"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ParameterError(f"{name} must be a number >= 0, got {value!r}")
+            check_number(name, getattr(self, name), inclusive=True)
 
 
 def unmet_requirements(facts: dict[str, Any], requirements: HostRequirements) -> list[str]:
@@ -90,14 +102,6 @@ def unmet_requirements(facts: dict[str, Any], requirements: HostRequirements) ->
         elif value < minimum * _GB:
             unmet.append(f"{what} is {value / _GB:.1f} GB, {minimum:g} GB required")
     return unmet
-
-
-def package_version(name: str) -> str | None:
-    """Return an installed distribution's version, or None when it is not installed."""
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def collect_host_facts(
@@ -148,7 +152,7 @@ def run_host_check(
     facts = collect_host_facts(output_dir)
     unmet = unmet_requirements(facts, requirements)
     stage = {
-        "status": "failed" if unmet else "ok",
+        "status": str(StageStatus.FAILED if unmet else StageStatus.OK),
         "reason": ("host requirement not met: " + "; ".join(unmet)) if unmet else "",
         "duration_s": round(time.monotonic() - started, 3),
     }

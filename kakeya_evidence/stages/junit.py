@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
-from kakeya_evidence.report.schema import TestRow
+from kakeya_evidence.common.schema import TestRow
 
 __all__ = ["junit_names", "write_junit"]
 

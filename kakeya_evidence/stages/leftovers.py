@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import psutil
 
-from kakeya_evidence.stages.textsafe import safe_text
+from kakeya_evidence.common.text import safe_text
 
 __all__ = ["RUN_ID_ENV", "Leftover", "ProcessWatch", "new_run_id"]
 

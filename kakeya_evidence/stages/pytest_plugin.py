@@ -34,8 +34,8 @@ from typing import IO, Any
 
 import pytest
 
+from kakeya_evidence.common.text import clip_end, first_line
 from kakeya_evidence.stages.shard import in_shard, owns_node, parse_shard
-from kakeya_evidence.stages.textsafe import clip_end, first_line
 
 RECORD_ENV = "KAKEYA_EVIDENCE_RECORD"
 STACKS_ENV = "KAKEYA_EVIDENCE_STACKS"

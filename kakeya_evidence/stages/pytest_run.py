@@ -22,14 +22,14 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kakeya_evidence.report.schema import Outcome, Phase, TestRow
+from kakeya_evidence.common.schema import Outcome, Phase, TestRow
+from kakeya_evidence.common.text import clip_end, safe_text
 from kakeya_evidence.stages import pytest_plugin
 from kakeya_evidence.stages.capped_log import CappedLog
 from kakeya_evidence.stages.leftovers import RUN_ID_ENV, Leftover, ProcessWatch, new_run_id
 from kakeya_evidence.stages.record import Record, parse_record
 from kakeya_evidence.stages.redact import redact_files, redact_text, secret_values
 from kakeya_evidence.stages.results import fold_record, not_run
-from kakeya_evidence.stages.textsafe import clip_end, safe_text
 
 __all__ = [
     "COLOUR_ENV_VARS",

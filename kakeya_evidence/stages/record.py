@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kakeya_evidence.stages.textsafe import clip_end, safe_text
+from kakeya_evidence.common.text import clip_end, safe_text
 
 __all__ = ["Phase", "Record", "parse_record"]
 

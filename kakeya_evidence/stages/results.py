@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kakeya_evidence.report.schema import FAILING, Outcome, Phase, TestRow
+from kakeya_evidence.common.schema import FAILING, Outcome, Phase, TestRow
+from kakeya_evidence.common.text import clip_end
 from kakeya_evidence.stages.record import Phase as ReportedPhase
 from kakeya_evidence.stages.record import Record
-from kakeya_evidence.stages.textsafe import clip_end
 
 __all__ = [
     "COUNTED",

@@ -10,6 +10,7 @@ tests can be re-run in a fresh subprocess; one that passes on a re-run is flaky.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -19,13 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kakeya_evidence.errors import StageError
-from kakeya_evidence.report.schema import FAILING, TestRow
-from kakeya_evidence.stages.files import read_stage, write_stage
+from kakeya_evidence.common.files import read_stage, write_stage
+from kakeya_evidence.common.params import (
+    DEFAULT_MODEL_ID,
+    DEFAULT_OUTPUT_DIR,
+    DEFAULT_TESTS,
+    STAGE_TIMEOUT_S,
+    TEST_TIMEOUT_S,
+    check_device,
+    check_dtype,
+    check_number,
+)
+from kakeya_evidence.common.schema import FAILING, StageStatus, TestRow
+from kakeya_evidence.errors import ParameterError, StageError
 from kakeya_evidence.stages.junit import write_junit
 from kakeya_evidence.stages.pytest_plugin import SHARD_ENV
 from kakeya_evidence.stages.pytest_run import MODEL_LOAD_FILE, PytestJob, PytestRun, run_pytest
 from kakeya_evidence.stages.results import count_outcomes, mark_rerun
+from kakeya_evidence.stages.shard import parse_shard
 
 __all__ = [
     "STAGE",
@@ -63,29 +75,64 @@ class SuiteConfig:
         shard: "K/N" runs the K-th of N deterministic slices ("" runs everything).
     """
 
-    tests: str = "tests/integration"
-    output_dir: str = "evidence"
-    model: str = "kakeya/tiny-qwen3"
-    device: str = "auto"
-    dtype: str = "auto"
-    pytest_args: tuple[str, ...] = ()
-    test_timeout_s: float = 300.0
-    stage_timeout_s: float = 3600.0
-    rerun_failures: int = 0
-    cwd: str = ""
-    workers: int = 0
-    shard: str = ""
+    tests: str = field(default=DEFAULT_TESTS, metadata={"help": "test path or node id"})
+    output_dir: str = field(default=DEFAULT_OUTPUT_DIR, metadata={"cli": False})
+    model: str = field(default=DEFAULT_MODEL_ID, metadata={"help": "model id"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
+    dtype: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16"})
+    pytest_args: tuple[str, ...] = field(
+        default=(), metadata={"help": "extra pytest arguments (a string is split as a shell would)"}
+    )
+    test_timeout_s: float = field(
+        default=TEST_TIMEOUT_S,
+        metadata={"help": "per test, seconds", "aliases": ("--test-timeout",)},
+    )
+    stage_timeout_s: float = field(
+        default=STAGE_TIMEOUT_S,
+        metadata={"help": "per stage, seconds", "aliases": ("--stage-timeout",)},
+    )
+    rerun_failures: int = field(default=0, metadata={"help": "re-runs of failed tests (0..10)"})
+    cwd: str = field(default="", metadata={"cli": False})
+    workers: int = field(
+        default=0, metadata={"help": "run the suite on N pytest-xdist workers (0: one process)"}
+    )
+    shard: str = field(default="", metadata={"help": "run the K-th of N slices of the suite: K/N"})
 
-    @classmethod
-    def from_parameters(cls, values: dict[str, Any]) -> SuiteConfig:
-        """Build a config from a notebook's parameters (unknown names are ignored).
+    def __post_init__(self) -> None:
+        if isinstance(self.pytest_args, str):
+            try:
+                object.__setattr__(self, "pytest_args", tuple(shlex.split(self.pytest_args)))
+            except ValueError as exc:
+                raise ParameterError(f"pytest_args cannot be parsed: {exc}") from exc
+        elif isinstance(self.pytest_args, list):
+            object.__setattr__(self, "pytest_args", tuple(self.pytest_args))
+        check_device(self.device)
+        check_dtype(self.dtype)
+        check_number("test_timeout_s", self.test_timeout_s)
+        check_number("stage_timeout_s", self.stage_timeout_s)
+        if not (isinstance(self.model, str) and self.model.strip()):
+            raise ParameterError("model must be a non-empty model id")
+        rerun = self.rerun_failures
+        if isinstance(rerun, bool) or not isinstance(rerun, int) or not 0 <= rerun <= 10:
+            raise ParameterError(f"rerun_failures must be 0..10, got {rerun!r}")
+        workers = self.workers
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 256:
+            raise ParameterError(f"workers must be a whole number 0..256, got {workers!r}")
+        try:
+            parse_shard(self.shard)
+        except ValueError as exc:
+            raise ParameterError(str(exc)) from exc
 
-        ``pytest_args`` may be one string; it is split like a shell would.
+    def preflight(self) -> None:
+        """Check what the file system must offer before the suite runs.
+
+        Raises:
+            ParameterError: The tests path does not exist, or workers need pytest-xdist.
         """
-        known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
-        if isinstance(known.get("pytest_args"), str):
-            known["pytest_args"] = tuple(shlex.split(known["pytest_args"]))
-        return cls(**known)
+        if not Path(self.tests.split("::", 1)[0]).exists():
+            raise ParameterError(f"tests path {self.tests} does not exist")
+        if self.workers and importlib.util.find_spec("xdist") is None:
+            raise ParameterError("workers needs pytest-xdist: pip install 'kakeya[evidence]'")
 
 
 @dataclass(frozen=True)
@@ -159,7 +206,7 @@ def run_suite(config: SuiteConfig) -> SuiteOutcome:
     _write_junit(first, work / "run0" / "junit.xml", out / "junit.xml")
     results, runs, wall = first.results, [_run_summary(first)], first.wall_s
     leftovers = list(first.leftovers)
-    if first.status == "ok":
+    if first.status == StageStatus.OK:
         reruns = _rerun_failures(config, first, work, deadline)
         results, runs, wall = reruns[0], runs + reruns[1], wall + reruns[2]
         leftovers += reruns[3]
@@ -193,7 +240,7 @@ def run_suite_stage(config: SuiteConfig) -> SuiteOutcome:
         StageError: The stage ended failed, crashed or timeout (after the stage file is written).
     """
     outcome = run_suite(config)
-    if outcome.status != "ok":
+    if outcome.status != StageStatus.OK:
         raise StageError(outcome.reason, stage=STAGE, status=outcome.status)
     return outcome
 

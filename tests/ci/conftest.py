@@ -1,26 +1,14 @@
-"""Fixtures for the GitHub glue: the fake API, and the subcommands run in-process."""
+"""Fixtures for the workflow and runbook checks: the GitHub subcommands run in-process."""
 
 from __future__ import annotations
 
 import argparse
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from fake_github import INSTALLATION_TOKEN, FakeGitHub, serve_fake_github
 
 from kakeya_evidence import github
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
-    """A fake GitHub API, with GITHUB_TOKEN and GITHUB_API_URL pointing at it."""
-    monkeypatch.setenv("GITHUB_TOKEN", INSTALLATION_TOKEN)
-    for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
-        monkeypatch.delenv(name, raising=False)
-    with serve_fake_github() as state:
-        monkeypatch.setenv("GITHUB_API_URL", state.base_url)
-        yield state
 
 
 @pytest.fixture

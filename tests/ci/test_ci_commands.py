@@ -132,10 +132,15 @@ def test_ci_evidence_passes_untrusted_text_as_one_argument() -> None:
 
 
 def venv_dry_run(
-    project: Path, root: Path, keep: str = "3", python: str = sys.executable, check: bool = True
+    project: Path,
+    root: Path,
+    keep: str = "3",
+    python: str = sys.executable,
+    check: bool = True,
+    pool: str = "pr",
 ) -> tuple[str, str]:
     env = {**os.environ, "KAKEYA_PROJECT_DIR": str(project), "KAKEYA_VENV_ROOT": str(root)}
-    env.update(KAKEYA_VENV_KEEP=keep, PYTHON=python)
+    env.update(KAKEYA_VENV_KEEP=keep, PYTHON=python, KAKEYA_VENV_POOL=pool)
     env.pop("GITHUB_PATH", None)
     proc = subprocess.run(
         ["bash", str(ROOT / "scripts" / "ci_venv.sh"), "--dry-run"],
@@ -169,12 +174,33 @@ def test_ci_venv_is_keyed_by_the_dependency_files(tmp_path: Path) -> None:
     (project / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = []\n')
     root = tmp_path / "venvs"
     first, log = venv_dry_run(project, root)
-    assert Path(first).parent == root
+    assert Path(first).parent == root / "pr"
     assert f"-m pip install --quiet {project}[evidence,test]" in log
     assert f"--no-deps --force-reinstall {project}" in log
     assert venv_dry_run(project, root)[0] == first
     (project / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["y"]\n')
-    assert venv_dry_run(project, root)[0] != first
+    second = venv_dry_run(project, root)[0]
+    assert second != first
+    (project / "locks").mkdir()
+    for name in ("linux-cpu.txt", "macos-arm64.txt"):  # issue 23's lock files
+        (project / "locks" / name).write_text("y==1 --hash=sha256:00\n")
+        third, log = venv_dry_run(project, root)
+        assert third != second
+        second = third
+    assert "--require-hashes -r" in log  # installed from the lock, hashes checked
+
+
+def test_main_baseline_and_pr_runs_never_share_a_venv(tmp_path: Path) -> None:
+    """A PR's code installs into a `pr` venv; main's baseline runs use `main` ones only."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    root = tmp_path / "venvs"
+    pr_venv, _ = venv_dry_run(project, root, pool="pr")
+    main_venv, _ = venv_dry_run(project, root, pool="main")
+    assert Path(pr_venv).parent == root / "pr" and Path(main_venv).parent == root / "main"
+    _, log = venv_dry_run(project, root, pool="../main", check=False)
+    assert "KAKEYA_VENV_POOL must be main or pr" in log
 
 
 def test_ci_venv_reuses_a_complete_venv_and_prunes_old_ones(tmp_path: Path) -> None:
@@ -185,11 +211,12 @@ def test_ci_venv_reuses_a_complete_venv_and_prunes_old_ones(tmp_path: Path) -> N
     current, _ = venv_dry_run(project, root)
     Path(current).mkdir(parents=True)
     (Path(current) / ".kakeya-complete").touch()
+    pool = root / "pr"
     for index, name in enumerate(("old1", "old2")):
-        (root / name).mkdir()
-        os.utime(root / name, (1000 + index, 1000 + index))
+        (pool / name).mkdir()
+        os.utime(pool / name, (1000 + index, 1000 + index))
     _, log = venv_dry_run(project, root, keep="2")
     assert f"reusing {current}" in log
     assert "-m venv" not in log
-    assert f"rm -rf {root}/old1" in log
-    assert f"rm -rf {root}/old2" not in log
+    assert f"rm -rf {pool}/old1" in log
+    assert f"rm -rf {pool}/old2" not in log

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import plistlib
 import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,53 @@ def test_repository_settings_and_the_fork_procedure_are_written_down():
     inputs = yaml.safe_load((ROOT / ".github" / "workflows" / "integration.yaml").read_text())[True]
     assert {"sha", "pr"} <= set(inputs["workflow_dispatch"]["inputs"])
     assert "pull_request_target" in RUNBOOK.split("## Hardware", 1)[0]  # why, up front
+
+
+def test_the_supported_isolation_setups_come_in_order_with_commands():
+    section = RUNBOOK.split("## Supported setups (runner isolation), in order", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    order = [section.index(f"\n{letter}. **") for letter in "abc"]
+    assert order == sorted(order)
+    assert "restricted_to_workflows=true" in section
+    assert "integration.yaml@refs/heads/main" in section
+    assert "visibility=selected" in section
+    assert "kakeya-evidence runner-audit --repo ORG/REPO" in section
+    assert "--runnergroup kakeya-mac" in RUNBOOK
+
+
+def test_the_job_started_hook_cleans_tmp_through_the_symlink_but_never_its_start_dir(tmp_path):
+    """The hook's find follows the /tmp symlink (-H) and never matches the start dir."""
+    real, link = tmp_path / "private-tmp", tmp_path / "tmp"
+    real.mkdir()
+    link.symlink_to(real)
+    old, new = real / "old-run", real / "new-run"
+    old.mkdir()
+    new.mkdir()
+    for path in (old, real):
+        os.utime(path, (time.time() - 3 * 86400,) * 2)
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "pkill").write_text("#!/bin/sh\nexit 0\n")  # never kill anything here
+    (stubs / "pkill").chmod(0o755)
+    script = tmp_path / "job-started.sh"
+    script.write_text(heredoc("cat > ~/actions-runner-hooks/job-started.sh"))
+    env = {**os.environ, "TMPDIR": str(link), "HOME": str(tmp_path), "GITHUB_WORKSPACE": ""}
+    env["PATH"] = f"{stubs}:{env['PATH']}"
+    subprocess.run(["bash", str(script)], env=env, timeout=60, check=False, capture_output=True)
+    assert not old.exists()
+    assert new.exists() and real.is_dir() and link.is_symlink()
+
+
+def test_the_weekly_cleanup_never_runs_during_a_job():
+    script = heredoc("cat > ~/actions-runner-hooks/weekly-cleanup.sh")
+    hook = heredoc("cat > ~/actions-runner-hooks/job-started.sh")
+    assert "pgrep -u" in script and "Runner.Worker" in script
+    assert 'mkdir "$lock"' in script and "trap 'rmdir \"$lock\"' EXIT" in script
+    assert script.index("Runner.Worker") < script.index("hf cache prune")
+    assert "cleanup.lock" in hook  # a job waits while the cleanup holds the lock
+
+
+def test_prewarm_uses_mains_own_venv():
+    section = RUNBOOK.split("## Prewarm the model cache", 1)[1].split("\n## ", 1)[0]
+    assert "KAKEYA_VENV_POOL=main" in section and "scripts/ci_venv.sh" in section
+    assert '"$venv/bin/kakeya-runtime" prewarm --model Qwen/Qwen3-0.6B' in section

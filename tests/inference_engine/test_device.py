@@ -1,4 +1,4 @@
-"""Device and dtype resolution (DESIGN §2)."""
+"""Device and dtype resolution."""
 
 from __future__ import annotations
 

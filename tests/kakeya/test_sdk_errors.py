@@ -1,4 +1,4 @@
-"""Every gRPC status maps to a typed `KakeyaError`; the DESIGN §3 rows map exactly."""
+"""Every gRPC status maps to a typed `KakeyaError`; the rows of docs/protocol.md map exactly."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,37 @@ def test_report_subcommand_renders_from_stage_files(tmp_path: Path):
     assert main(["report", "--output", str(tmp_path)]) == 2  # no stages ran: an error verdict
     assert (tmp_path / "report.html").is_file()
     assert (tmp_path / "summary.md").is_file()
+
+
+def test_an_abbreviated_flag_is_refused_naming_the_flag_meant(tmp_path: Path, capsys):
+    """`--worker 2` once ran a full pipeline over evidence/; now it is a usage error."""
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--output", str(tmp_path / "ev"), "--worker", "2"])
+    assert caught.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()
+
+
+def test_every_stage_option_is_a_flag_of_run():
+    """Notebook 00's requirements included: each field of each piece has its flag."""
+    from inference_engine.cli_args import config_fields, flag_name
+    from kakeya_evidence.config import LOCATION_FIELDS, RunConfig
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    flags = {s for action in run._actions for s in action.option_strings}
+    wanted = {flag_name(f) for f, _ in config_fields(RunConfig)}
+    assert {"--min-memory-gb", "--min-free-disk-gb", "--max-suite-s"} <= wanted <= flags
+    # only where a notebook writes and starts pytest is the runner's to set
+    pieces = [(name, getattr(RunConfig(), name)) for name in ("host", "cache", "suite", "report")]
+    pieces.append(("gates", RunConfig().report.gates))
+    for name, piece in pieces:
+        hidden = {f.name for f in dataclasses.fields(piece) if not f.metadata.get("cli", True)}
+        assert hidden <= set(LOCATION_FIELDS.get(name, ())), name
+
+
+def test_renamed_flags_still_work_for_one_release(tmp_path: Path, capsys):
+    out = tmp_path / "ev"
+    assert main(["run", "--output", str(out), "--test-timeout", "-5", "--load-time"]) == 2
+    err = capsys.readouterr().err
+    assert "--test-timeout is deprecated" in err and "use --test-timeout-s" in err
+    assert "--load-time is deprecated" in err

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from kakeya_evidence.cli import main
-from kakeya_evidence.runner import DEFAULT_NOTEBOOKS_DIR, NOTEBOOKS, RunConfig, run_pipeline
+from kakeya_evidence.runner import DEFAULT_NOTEBOOKS_DIR, NOTEBOOKS, run_with
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -63,14 +63,14 @@ def test_a_run_with_every_outcome_writes_the_full_evidence(fixture_suite, tmp_pa
             }
         )
     )
-    config = RunConfig(
+    config = dict(
         output=str(out),
         tests=str(suite),
         rerun_failures=1,
         test_timeout_s=60,
         baseline=str(baseline),
     )
-    assert run_pipeline(config) == 1
+    assert run_with(**config) == 1
     assert not [p for p in psutil.Process().children() if "ipykernel" in " ".join(p.cmdline())]
     _assert_artifacts(out)
     evidence = json.loads((out / "evidence.json").read_text())
@@ -111,8 +111,8 @@ def test_a_run_with_every_outcome_writes_the_full_evidence(fixture_suite, tmp_pa
 
 def test_a_crashing_pytest_process_is_an_error_naming_the_test(fixture_suite, tmp_path):
     out = tmp_path / "ev"
-    config = RunConfig(output=str(out), tests=str(fixture_suite("crash")), measure_load=False)
-    assert run_pipeline(config) == 2
+    config = dict(output=str(out), tests=str(fixture_suite("crash")), measure_load=False)
+    assert run_with(**config) == 2
     _assert_artifacts(out)
     suite = _stages(out)["integration_suite"]
     assert suite["status"] == "crashed"
@@ -125,10 +125,10 @@ def test_a_killed_kernel_is_a_crashed_stage_and_the_report_still_comes(fixture_s
     shutil.copytree(DEFAULT_NOTEBOOKS_DIR, notebooks)
     shutil.copy(FIXTURES / "notebooks" / "kill_kernel.ipynb", notebooks / "01_cache_prewarm.ipynb")
     out = tmp_path / "ev"
-    config = RunConfig(
+    config = dict(
         output=str(out), tests=str(fixture_suite("passing")), notebooks_dir=str(notebooks)
     )
-    assert run_pipeline(config) == 2
+    assert run_with(**config) == 2
     _assert_artifacts(out)
     stages = _stages(out)
     assert stages["cache_prewarm"]["status"] == "crashed"
@@ -143,10 +143,10 @@ def test_a_missing_model_offline_fails_fast_naming_the_prewarm_command(
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "ev"
-    config = RunConfig(
+    config = dict(
         model="nobody/missing-model", output=str(out), tests=str(fixture_suite("passing"))
     )
-    assert run_pipeline(config) == 2
+    assert run_with(**config) == 2
     _assert_artifacts(out)
     cache = _stages(out)["cache_prewarm"]
     assert cache["status"] == "failed"
@@ -181,9 +181,9 @@ def test_the_tiny_model_passes_end_to_end(fixture_suite, tmp_path, capsys):
 
 def test_invalid_parameters_exit_2_with_a_report_naming_the_field(tmp_path):
     out = tmp_path / "ev"
-    assert run_pipeline(RunConfig(device="tpu", output=str(out), tests=str(tmp_path))) == 2
+    assert run_with(device="tpu", output=str(out), tests=str(tmp_path)) == 2
     _assert_artifacts(out)
-    assert "device must be one of auto, cpu, cuda, mps" in _stages(out)["host_check"]["reason"]
+    assert "device: unknown device 'tpu'" in _stages(out)["host_check"]["reason"]
 
 
 def test_workers_and_a_shard_reach_the_suite_and_quiet_prints_nothing(

@@ -1,4 +1,4 @@
-"""Every bad input of DESIGN.md §3 through raw gRPC, the SDK and HTTP, on the real model.
+"""Every bad input of docs/protocol.md through raw gRPC, the SDK and HTTP, on the real model.
 
 After each one: a typed error, the session's history unchanged (same length, and in the end
 the same greedy continuation as a session that never saw a bad input), the server still

@@ -36,10 +36,11 @@ HTTP_WORKERS = 16
 # After warm-up the model, caches and pools exist; a load run that grows RSS by more than
 # this is holding on to per-session or per-request state.
 RSS_GROWTH_BOUND_BYTES = 256 * 1024 * 1024
-# asyncio.to_thread runs on the loop's default executor, whose idle workers stay by design
-# (at most min(32, cpus + 4)); they are bounded, not leaked, and counted apart.
-POOL_PREFIX = "asyncio_"
-POOL_MAX = min(32, (os.cpu_count() or 1) + 4)
+# asyncio.to_thread runs on the loop's default executor, and the engine has two pools of its
+# own (admission waits, blocking work); their idle workers stay by design, so they are
+# bounded, not leaked, and counted apart, each against its own bound.
+POOL_PREFIXES = ("asyncio_", "kakeya-admit", "kakeya-work")
+DEFAULT_EXECUTOR_MAX = min(32, (os.cpu_count() or 1) + 4)
 URL = "/v1/chat/completions"
 
 
@@ -59,12 +60,24 @@ def rss_bytes() -> int:
 
 
 def own_threads() -> list[str]:
-    """Names of live threads outside the bounded default executor pool."""
-    return sorted(t.name for t in threading.enumerate() if not t.name.startswith(POOL_PREFIX))
+    """Names of live threads outside the bounded pools."""
+    return sorted(t.name for t in threading.enumerate() if not t.name.startswith(POOL_PREFIXES))
 
 
-def pool_threads() -> int:
-    return sum(t.name.startswith(POOL_PREFIX) for t in threading.enumerate())
+def pool_threads(prefix: str) -> int:
+    return sum(t.name.startswith(prefix) for t in threading.enumerate())
+
+
+def pool_bounds(engine) -> dict[str, int]:
+    """Each pool's most workers: the default executor's, and the engine's two."""
+    from inference_engine.engine import WORK_THREADS
+
+    s = engine.config.scheduler
+    return {
+        "asyncio_": DEFAULT_EXECUTOR_MAX,
+        "kakeya-admit": s.max_queue + s.max_concurrent + 1,
+        "kakeya-work": WORK_THREADS,
+    }
 
 
 def record(artifacts_dir: Path, key: str, figures: dict[str, Any]) -> None:
@@ -94,7 +107,8 @@ class Baseline:
         assert wait_until(lambda: own_threads() == self.threads, 30), (
             f"threads before {self.threads}, after {own_threads()}"
         )
-        assert pool_threads() <= POOL_MAX
+        for prefix, bound in pool_bounds(engine).items():
+            assert pool_threads(prefix) <= bound, prefix
         assert wait_until(lambda: loop_tasks(self.server) <= self.tasks, 30), (
             f"server loop tasks: before {self.tasks}, after {loop_tasks(self.server)}"
         )

@@ -21,7 +21,7 @@ from reliability_support import EVIDENCE_FIXTURES, FIXTURES, REPO
 
 from kakeya_evidence.cli import main
 from kakeya_evidence.report import write_report
-from kakeya_evidence.runner import NOTEBOOKS, RunConfig, run_pipeline
+from kakeya_evidence.runner import NOTEBOOKS, run_with
 from kakeya_evidence.stages.cache import CacheConfig, run_cache_stage
 from kakeya_evidence.stages.host import run_host_check
 from kakeya_evidence.stages.suite import SuiteConfig, run_suite
@@ -111,8 +111,8 @@ def test_damaged_junit_still_gives_the_full_results_and_report(
 
 def test_a_bad_timeout_ends_with_exit_2_and_a_report_naming_it(tmp_path):
     out = tmp_path / "ev"
-    config = RunConfig(output=str(out), tests=str(tmp_path), test_timeout_s=-5.0)
-    assert run_pipeline(config) == 2
+    config = dict(output=str(out), tests=str(tmp_path), test_timeout_s=-5.0)
+    assert run_with(**config) == 2
     evidence = evidence_of(out)
     assert evidence["exit_code"] == 2 and evidence["verdict"] == "error"
     assert "test_timeout_s must be a number > 0" in stages_of(evidence)["host_check"]["reason"]

@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from fastapi import FastAPI, Request
@@ -53,6 +53,9 @@ from inference_engine.session.events import (
 )
 from kakeya.tokenization import resolve_eos_ids
 
+if TYPE_CHECKING:  # the adapter needs the protocol only; the engine module loads torch
+    from inference_engine.engine import EngineClient
+
 DEPRECATION = "@1780272000"  # RFC 9745 date: 2026-06-01T00:00:00Z
 SUNSET = "Mon, 01 Mar 2027 00:00:00 GMT"  # RFC 8594 HTTP-date
 PROTOCOL_DOC_PATH = "/docs/protocol.md"
@@ -62,6 +65,7 @@ AUTH_EXEMPT_PATHS = frozenset({"/healthz"})
 PROTOCOL_DOC = Path(__file__).resolve().parents[3] / "docs" / "protocol.md"
 SURFACE = "http"
 CLIENT_CLOSED_REQUEST = 499  # nobody reads it: the client is gone
+YIELD_EVERY_TOKENS = 64
 CompletionMeta = tuple[str, int, str]  # id, created, model: the same on every chunk
 T = TypeVar("T")
 
@@ -104,7 +108,7 @@ async def _disconnected(receive: Callable[[], Awaitable[MutableMapping[str, Any]
 class OneShot:
     """One request's session: opened with the prompt, always released (shielded)."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: EngineClient) -> None:
         self._engine = engine
         self.session_id: str | None = None
         self.events: AsyncIterator[Event] | None = None
@@ -116,9 +120,9 @@ class OneShot:
             RuntimeFault: any engine fault (the session is released first).
         """
         try:
-            info = await asyncio.to_thread(self._engine.create_session, eos, "http")
+            info = await self._engine.acreate_session(eos, "http")
             self.session_id = info.session_id
-            await asyncio.to_thread(self._engine.append, self.session_id, ids)
+            await self._engine.aappend(self.session_id, ids)
             self.events = self._engine.agenerate(self.session_id, params)
             return await anext(self.events)
         except BaseException:
@@ -135,7 +139,7 @@ class OneShot:
             if session_id is not None:
                 # Evicted or closed by shutdown means already free.
                 with contextlib.suppress(SessionNotFound):
-                    await asyncio.to_thread(self._engine.close, session_id)
+                    await self._engine.aclose(session_id)
 
 
 class OneShotStream(StreamingResponse):
@@ -178,7 +182,7 @@ class Shim:
     """The routes' behaviour over one engine; every error response is built (and counted)
     here."""
 
-    def __init__(self, engine: Any, config: ServerConfig) -> None:
+    def __init__(self, engine: EngineClient, config: ServerConfig) -> None:
         self.engine = engine
         self.config = config
         self.eos_ids = resolve_eos_ids(engine.tokenizer)
@@ -223,7 +227,9 @@ class Shim:
     async def chat_completions(self, request: Request) -> Response:
         try:
             body = await read_body(request, self.config.max_http_body_bytes)
-            ready = await asyncio.to_thread(prepare, body, self.engine.tokenizer, self.bounds)
+            ready = await self.engine.run_blocking(
+                prepare, body, self.engine.tokenizer, self.bounds
+            )
             oneshot = OneShot(self.engine)
             opening = oneshot.open(ready.prompt_ids, ready.params, self.eos_ids)
             first = await until_disconnect(request.receive, opening)
@@ -256,6 +262,7 @@ class Shim:
         async for event in events:
             if isinstance(event, TokenEvent):
                 decoder.push(event.token_id)
+                await _yield_now_and_then(event.index)
             elif isinstance(event, DoneEvent):
                 done = event
         fault = unfinished(done)
@@ -293,6 +300,7 @@ class Shim:
         async for event in events:
             if isinstance(event, TokenEvent):
                 text = decoder.push(event.token_id)
+                await _yield_now_and_then(event.index)
                 if text:
                     yield sse.sse_event(sse.chunk(*meta, {"content": text}))
             elif isinstance(event, DoneEvent):
@@ -322,7 +330,7 @@ class Shim:
         if not PROTOCOL_DOC.is_file():
             body = error_envelope("doc not installed", "not_found_error", "NOT_FOUND")
             return self.error(404, body, ErrorCode.NOT_FOUND)
-        text = await asyncio.to_thread(PROTOCOL_DOC.read_text, encoding="utf-8")
+        text = await self.engine.run_blocking(PROTOCOL_DOC.read_text, "utf-8")
         return PlainTextResponse(text, media_type="text/markdown")
 
 
@@ -370,6 +378,13 @@ class ShimMiddleware:
                 await self._shim.fault(fault)(scope, receive, send_with_headers)
 
 
+async def _yield_now_and_then(index: int) -> None:
+    """Let the loop's other work (gRPC shares it) run every `YIELD_EVERY_TOKENS` tokens,
+    even when a burst of tokens is ready at once."""
+    if index % YIELD_EVERY_TOKENS == YIELD_EVERY_TOKENS - 1:
+        await asyncio.sleep(0)
+
+
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
@@ -377,7 +392,7 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
     return None
 
 
-def create_app(engine: Any, config: ServerConfig) -> Any:
+def create_app(engine: EngineClient, config: ServerConfig) -> Any:
     """The shim over `engine` as an ASGI app; `config` supplies auth and the bounds."""
     shim = Shim(engine, config)
     app = FastAPI(

@@ -27,7 +27,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 import uvicorn
@@ -38,7 +38,12 @@ from inference_engine.server.config import ServerConfig
 from inference_engine.server.errors import error_envelope
 from inference_engine.server.http_shim.app import DEPRECATION_HEADERS, SURFACE, create_app
 
+if TYPE_CHECKING:
+    from inference_engine.engine import EngineClient
+    from inference_engine.metrics import RuntimeMetrics
+
 LINGER_S = 2.0
+SEND_BUFFER_BYTES = 128 * 1024
 STARTUP_TIMEOUT_S = 30.0
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
@@ -55,7 +60,9 @@ class HeadLimits:
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with bounded request heads and a header read timeout."""
 
-    def __init__(self, *args: Any, limits: HeadLimits, metrics: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, limits: HeadLimits, metrics: RuntimeMetrics, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._limits = limits
         self._metrics = metrics
@@ -195,18 +202,22 @@ class HttpServer:
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket (port 0 picks a free one), created as IPPROTO_TCP so that
-    asyncio sets TCP_NODELAY on every connection it accepts."""
+    asyncio sets TCP_NODELAY on every connection it accepts, with a bounded send buffer."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # A fixed send buffer (accepted sockets inherit it): the kernel's autotuning would grow
+    # it to megabytes, so a reader that stops would block the stream only after thousands
+    # of chunks, and the reader clock (`max_unread_s`) would start that much later.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     sock.bind((host, port))
     sock.listen(128)
     sock.setblocking(False)
     return sock
 
 
-async def start_http(engine: Any, config: ServerConfig) -> HttpServer:
+async def start_http(engine: EngineClient, config: ServerConfig) -> HttpServer:
     """Serves the shim over `engine` on `config.host:config.http_port`.
 
     Raises:

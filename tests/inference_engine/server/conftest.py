@@ -78,6 +78,34 @@ class ScriptedEngine:
         del self.sessions[session_id]
         self.closed.append(session_id)
 
+    # -- the EngineClient protocol the adapters use ------------------------------------
+    max_concurrent = 4
+    decode_lanes = None
+
+    async def acreate_session(
+        self, eos_token_ids: Sequence[int] = (), label: str = ""
+    ) -> SessionInfo:
+        return self.create_session(eos_token_ids, label)
+
+    async def aappend(self, session_id: str, token_ids: Sequence[int]) -> int:
+        return self.append(session_id, token_ids)
+
+    async def ainfo(self, session_id: str) -> SessionInfo:
+        return self.info(session_id)
+
+    async def aclose(self, session_id: str) -> None:
+        self.close(session_id)
+
+    async def acancel_generate(self, session_id: str) -> bool:
+        self._info(session_id)
+        return False
+
+    async def run_blocking(self, fn, *args):
+        return fn(*args)
+
+    def shutdown(self) -> None:
+        pass
+
     async def agenerate(self, session_id: str, params: GenerationParams) -> AsyncIterator[Event]:
         self.params.append(params)
         if self.fault is not None:

@@ -43,6 +43,8 @@ def make(cls: type[core.RuntimeFault]) -> core.RuntimeFault:
         return cls("inv1", "lengths differ")
     if issubclass(cls, core.ModelNotCached):
         return cls("kakeya/tiny-qwen3")
+    if issubclass(cls, core.ReaderStalled):
+        return cls(30.0)
     return cls("boom")
 
 

@@ -266,3 +266,33 @@ def test_request_size_limit(serve) -> None:
             stub.AppendTokens(pb.AppendTokensRequest(session_id="x", token_ids=[7] * 2000))
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert stub.CreateSession(pb.CreateSessionRequest()).session.session_id  # still serving
+
+
+def test_call_caps_refuse_at_once_in_all_and_per_peer() -> None:
+    """Past either cap a call is RESOURCE_EXHAUSTED naming it; a finished call frees its place."""
+    from inference_engine.errors import ResourceExhausted
+
+    caps = grpc_app.CallCaps(max_calls=3, max_per_peer=2)
+    per_peer = pytest.raises(ResourceExhausted, match="max_concurrent_rpcs_per_peer")
+    in_all = pytest.raises(ResourceExhausted, match=r"3 calls in flight \(max_concurrent_rpcs\)")
+    with caps.hold("ipv4:1"), caps.hold("ipv4:1"):
+        with per_peer, caps.hold("ipv4:1"):
+            pass
+        with caps.hold("ipv4:2"), in_all, caps.hold("ipv4:3"):
+            pass
+    with caps.hold("ipv4:1"), caps.hold("ipv4:1"), caps.hold("ipv4:2"):
+        pass  # every place was given back
+
+
+def test_session_info_is_one_value_from_core_to_wire_to_sdk() -> None:
+    """The core's snapshot is the SDK's value: to the wire and back, plus the server section."""
+    from dataclasses import replace
+
+    import kakeya
+    from inference_engine.session.events import SessionInfo
+
+    info = SessionInfo("sess_x", "lbl", (1, 2), 9, 8, 1, 4096, 8192, 1.5, 3, True)
+    server = grpc_app.server_info(StoreConfig(max_sessions=7, when_full=WhenFull.EVICT_IDLE))
+    back = kakeya.SessionInfo.from_proto(grpc_app.info_to_proto(info, server))
+    assert SessionInfo is kakeya.SessionInfo
+    assert back == replace(info, server=kakeya.ServerInfo(7, kakeya.WhenFull.EVICT_IDLE))

@@ -6,18 +6,19 @@ import json
 
 from report_support import make_test, write_run
 
+from kakeya_evidence.common.schema import TestRow
+from kakeya_evidence.common.text import MAX_TEXT_CHARS, clip_end
 from kakeya_evidence.report import ReportConfig, write_report
-from kakeya_evidence.report.budget import MAX_FIELD_CHARS, clip_tail, fit_outputs, water_level
-from kakeya_evidence.report.schema import TestRow
+from kakeya_evidence.report.budget import fit_outputs, water_level
 
 
 def test_clipping_keeps_the_end_and_says_how_much_went():
     text = "start " + "x" * 1000 + " the failure is here"
-    clipped = clip_tail(text, 100)
+    clipped = clip_end(text, 100)
     assert clipped.endswith(" the failure is here")
     assert "start" not in clipped
-    assert clipped.startswith("[... 926 characters cut; the end is kept ...]\n")
-    assert clip_tail("short", 100) == "short"
+    assert clipped.startswith("[... 926 characters cut ...]\n")
+    assert clip_end("short", 100) == "short"
 
 
 def test_the_water_level_caps_only_the_largest():
@@ -38,7 +39,7 @@ def test_fit_outputs_clips_the_largest_first_and_per_field():
     assert len(fitted[1].stdout) < 2_000 and fitted[1].stdout.endswith("b" * 1000)
     assert stats["clipped_fields"] == 1
     per_field, _ = fit_outputs(rows[1:2], 10**9)
-    assert len(per_field[0].stdout) <= MAX_FIELD_CHARS + 60
+    assert len(per_field[0].stdout) <= MAX_TEXT_CHARS + 60
 
 
 def test_a_suite_that_prints_50_mb_gives_a_report_within_its_budget(tmp_path):
@@ -54,7 +55,7 @@ def test_a_suite_that_prints_50_mb_gives_a_report_within_its_budget(tmp_path):
     assert budget["clipped_fields"] == 320 and budget["max_bytes"] == 2_000_000
     html = report.html_path.read_text()
     assert 'id="budget-note"' in html and "largest first" in html
-    assert html.count("characters cut; the end is kept") == 320
+    assert html.count("characters cut ...]") == 320
     assert (tmp_path / "evidence.json").stat().st_size < 200_000
 
 

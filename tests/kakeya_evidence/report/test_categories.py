@@ -4,9 +4,9 @@ import json
 
 from report_support import make_test, write_run
 
+from kakeya_evidence.common.schema import TestRow
 from kakeya_evidence.report import write_report
 from kakeya_evidence.report.categories import categorize, exception_of, mask_message
-from kakeya_evidence.report.schema import TestRow
 
 
 def _row(nodeid: str, message: str, outcome: str = "failed", exception: str = "") -> TestRow:

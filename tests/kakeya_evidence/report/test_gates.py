@@ -111,11 +111,12 @@ def test_gates_are_configured_from_the_command_line(tmp_path):
 
 
 def test_gates_are_configured_from_the_notebook_parameters():
-    config = ReportConfig.from_parameters(
-        {"gate_new_failures": False, "max_suite_s": 30.0, "perf_noise_cap_pct": 20.0}
-    )
+    gates = {"new_failures": False, "max_suite_s": 30.0, "perf_noise_cap_pct": 20.0}
+    config = ReportConfig(**{"gates": gates})
     assert config.gates == GateConfig(new_failures=False, max_suite_s=30.0, perf_noise_cap_pct=20.0)
-    assert ReportConfig.from_parameters({"max_suite_s": None}).gates.max_suite_s is None
+    assert ReportConfig(gates={"max_suite_s": None}).gates.max_suite_s is None
+    with pytest.raises(TypeError, match="max_suite"):
+        ReportConfig(gates={"max_suite": 30.0})  # an unknown name is refused, not ignored
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kakeya_evidence.runner import RunConfig, run_pipeline
+from kakeya_evidence.runner import run_with
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ def _suite(tmp_path):
 
 def test_a_lone_surrogate_and_control_bytes_in_test_output_give_a_full_report(tmp_path):
     out = tmp_path / "ev"
-    code = run_pipeline(RunConfig(output=str(out), tests=str(_suite(tmp_path))))
+    code = run_with(output=str(out), tests=str(_suite(tmp_path)))
     evidence = json.loads((out / "evidence.json").read_text(encoding="utf-8"))
     assert code == evidence["exit_code"] == 1
     for name in ("report.html", "summary.md", "tests.csv"):
@@ -47,7 +47,7 @@ def test_a_lone_surrogate_and_control_bytes_in_test_output_give_a_full_report(tm
 def test_the_exit_code_matches_evidence_json_when_report_html_cannot_be_written(tmp_path):
     out = tmp_path / "ev"
     (out / "report.html").mkdir(parents=True)  # every write of report.html fails
-    code = run_pipeline(RunConfig(output=str(out), tests=str(_suite(tmp_path))))
+    code = run_with(output=str(out), tests=str(_suite(tmp_path)))
     evidence = json.loads((out / "evidence.json").read_text())
     assert code == evidence["exit_code"] == 2
     stage = evidence["stages"][-1]

@@ -5,8 +5,8 @@ import base64
 from matplotlib.figure import Figure
 from report_support import PERF, make_test
 
+from kakeya_evidence.common.schema import TestRow
 from kakeya_evidence.report import plots
-from kakeya_evidence.report.schema import TestRow
 
 ROWS = [
     TestRow.from_dict({"nodeid": "a.py::x", "outcome": "passed", "duration_s": 0.2}),

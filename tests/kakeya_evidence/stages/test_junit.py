@@ -6,9 +6,9 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from kakeya_evidence.report.schema import Outcome, TestRow
+from kakeya_evidence.common.schema import Outcome, TestRow
+from kakeya_evidence.common.text import safe_text
 from kakeya_evidence.stages.junit import junit_names, write_junit
-from kakeya_evidence.stages.textsafe import safe_text
 
 
 def test_names_follow_pytests_junitxml():

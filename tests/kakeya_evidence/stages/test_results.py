@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kakeya_evidence.report.schema import Outcome, Phase, TestRow
+from kakeya_evidence.common.schema import Outcome, Phase, TestRow
 from kakeya_evidence.stages.record import parse_record
 from kakeya_evidence.stages.results import count_outcomes, fold_record, mark_rerun, not_run
 

@@ -59,3 +59,49 @@ def test_incremental_decoder_skips_eos(tokenizer) -> None:
 @pytest.mark.parametrize("reason", list(StopReason))
 def test_every_stop_reason_has_a_finish_reason_or_none(reason: StopReason) -> None:
     assert reason in streaming.FINISH_REASON
+
+
+def lone_lead_byte_ids(tokenizer, count: int) -> list[int]:
+    """`count` tokens that are each a lone UTF-8 lead byte (0xE6: the start of a CJK char)."""
+    lead = next(
+        token_id
+        for token_id in range(len(tokenizer))
+        if tokenizer.decode([token_id]) == "\ufffd"
+        and tokenizer.convert_ids_to_tokens(token_id) == "æ"  # byte 0xE6, GPT-2 byte map
+    )
+    return [lead] * count
+
+
+def test_incremental_decoder_matches_one_shot_decoding_on_random_streams(tokenizer) -> None:
+    """Any ids, broken UTF-8 and special tokens included: deltas + flush == one decode."""
+    import random
+
+    rng = random.Random(26)
+    vocab = len(tokenizer)
+    for _ in range(40):
+        ids = [rng.randrange(vocab) for _ in range(rng.randrange(1, 60))]
+        decoder = IncrementalDecoder(tokenizer)
+        text = "".join(decoder.push(i) for i in ids) + decoder.flush()
+        assert text == tokenizer.decode(ids, skip_special_tokens=True), ids
+
+
+def test_incremental_decoder_is_linear_on_a_broken_utf8_tail(tokenizer) -> None:
+    """4,096 lone lead bytes cost about what 4,096 ordinary tokens cost (it was quadratic:
+    1.8-2.5 s), and each one's U+FFFD streams as soon as the next byte shows it is lone."""
+    import time
+
+    broken = lone_lead_byte_ids(tokenizer, 4096)
+    ordinary = (tokenizer.encode("plain ascii text ", add_special_tokens=False) * 4096)[:4096]
+    costs = {}
+    for name, ids in (("broken", broken), ("ordinary", ordinary)):
+        decoder = IncrementalDecoder(tokenizer)
+        started = time.perf_counter()
+        deltas = [decoder.push(i) for i in ids] + [decoder.flush()]
+        costs[name] = time.perf_counter() - started
+        assert "".join(deltas) == tokenizer.decode(ids, skip_special_tokens=True)
+        if name == "broken":
+            assert sum(1 for d in deltas if d) >= 4095  # streamed, not all at the end
+    print(
+        f"\ndecoder: 4096 lone lead bytes {costs['broken']:.3f}s; ordinary {costs['ordinary']:.3f}s"
+    )
+    assert costs["broken"] < 0.25

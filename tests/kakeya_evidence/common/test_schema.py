@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from kakeya_evidence.report.schema import (
+from kakeya_evidence.common.schema import (
     SLIM_FIELDS,
     Outcome,
     StageRow,

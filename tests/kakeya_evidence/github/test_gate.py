@@ -141,7 +141,7 @@ def test_outputs_cannot_be_forged_by_a_file_name(fake, gate, tmp_path, monkeypat
     gate("pull_request_target", pr_event())
     lines = output.read_text().splitlines()
     assert [line.split("=", 1)[0] for line in lines] == [
-        "run", "reason", "sha", "pr", "artifact", "conclusion_if_not_run",
+        "run", "reason", "sha", "pr", "artifact", "conclusion_if_not_run", "pool",
     ]  # fmt: skip
     assert lines[0] == "run=true" and lines[2] == f"sha={HEAD}"
 

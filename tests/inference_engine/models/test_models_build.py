@@ -17,7 +17,7 @@ from inference_engine.models import build, hf_cache
 from inference_engine.models.presets import PRESETS, TINY_MODEL_ID
 from inference_engine.models.prewarm import CachedModel, check_model, prewarm_model
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 REPO_FOLDER = "models--kakeya--tiny-qwen3"
 OFFLINE_LOAD = """
 import json

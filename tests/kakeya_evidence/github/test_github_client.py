@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fake_github import INSTALLATION_TOKEN, REPO, USER_TOKEN, FakeGitHub
 
-from kakeya_evidence.github.client import GitHubApiError, GitHubClient, check_repo, check_sha
+from kakeya_evidence.github.client import (
+    GitHubApiError,
+    GitHubClient,
+    RetryPolicy,
+    check_repo,
+    check_sha,
+)
 
 SHA = "0" * 40
 
@@ -147,3 +155,101 @@ def test_check_sha_wants_a_full_lowercase_commit_id(sha):
     with pytest.raises(ValueError, match="full commit SHA"):
         check_sha(sha)
     assert check_sha("0a" * 20) == "0a" * 20
+
+
+# ------------------------------------------------------------- a busy GitHub
+
+
+def test_a_502_then_200_is_retried_after_a_backoff(fake, no_waiting):
+    fake.fail_next(502)
+    fake.add_comment(3, "hello")
+    items = list(client(fake).paginate(f"/repos/{REPO}/issues/3/comments"))
+    assert [c["body"] for c in items] == ["hello"]
+    assert len(no_waiting) == 1 and no_waiting[0] >= 1
+
+
+def test_429_waits_what_retry_after_asks(fake, no_waiting):
+    fake.fail_next(429, {"Retry-After": "17"}, "too many requests")
+    assert client(fake).request("GET", f"/repos/{REPO}/issues/3/comments").status == 200
+    assert no_waiting == [17.0]
+
+
+def test_a_secondary_rate_limit_403_is_retried_until_x_ratelimit_reset(fake, no_waiting):
+    reset = int(time.time()) + 30
+    headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)}
+    fake.fail_next(403, headers, "API rate limit exceeded for installation")
+    fake.fail_next(403, {}, "You have exceeded a secondary rate limit. Please wait.")
+    assert client(fake).request("GET", f"/repos/{REPO}/issues/3/comments").status == 200
+    assert len(no_waiting) == 2
+    assert 29 <= no_waiting[0] <= 32  # until the reset, plus a second
+    assert no_waiting[1] >= 1
+
+
+def test_a_permission_403_is_not_retried(fake, no_waiting):
+    fake.identities[INSTALLATION_TOKEN]["permissions"] = {"checks": "read"}
+    body = {"name": "n", "head_sha": SHA, "output": {"title": "t", "summary": "s"}}
+    with pytest.raises(GitHubApiError) as caught:
+        client(fake).request("POST", f"/repos/{REPO}/check-runs", body)
+    assert (caught.value.status, caught.value.message) == (
+        403,
+        "Resource not accessible by integration",
+    )
+    assert no_waiting == []
+    assert len(fake.requests) == 1
+
+
+def test_retries_are_bounded_in_attempts_and_in_time(fake, no_waiting):
+    fake.fail_next(503, count=50)
+    with pytest.raises(GitHubApiError) as caught:
+        client(fake).request("GET", f"/repos/{REPO}/issues/3/comments")
+    assert caught.value.status == 503
+    assert len(no_waiting) == RetryPolicy().max_attempts - 1
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    fake.failures.clear()
+    fake.fail_next(503, {"Retry-After": "100"}, count=50)
+    slow = GitHubClient(fake.base_url, INSTALLATION_TOKEN, sleep=sleep, clock=lambda: now[0])
+    with pytest.raises(GitHubApiError):
+        slow.request("GET", f"/repos/{REPO}/issues/3/comments")
+    assert sum(waits) <= RetryPolicy().budget_s  # gave up before passing the budget
+
+
+def test_an_unknown_sha_is_422_and_not_retried(fake, no_waiting):
+    fake.commits = {"1" * 40}
+    body = {"name": "n", "head_sha": SHA, "output": {"title": "t", "summary": "s"}}
+    with pytest.raises(GitHubApiError) as caught:
+        client(fake).request("POST", f"/repos/{REPO}/check-runs", body)
+    assert caught.value.status == 422 and "No commit found for SHA" in caught.value.message
+    assert no_waiting == []
+
+
+def test_downloads_are_retried_too(fake, no_waiting):
+    item = fake.add_artifact("evidence", b"zip-bytes", head_branch="main")
+    fake.fail_next(500)
+    data = client(fake).download(f"/repos/{REPO}/actions/artifacts/{item['id']}/zip")
+    assert data == b"zip-bytes" and len(no_waiting) == 1
+
+
+def test_check_runs_of_several_apps_and_details_url_as_github_does(fake):
+    other = {"id": 99, "slug": "someone-else"}
+    fake.add_check_run(SHA, other)
+    body = {
+        "name": "Mac M4 evidence",
+        "head_sha": SHA,
+        "details_url": "https://example.com/report",
+        "output": {"title": "t", "summary": "s"},
+    }
+    mine = client(fake).request("POST", f"/repos/{REPO}/check-runs", body).data
+    assert mine["app"]["slug"] == "github-actions"
+    assert mine["details_url"] != "https://example.com/report"  # ignored for GITHUB_TOKEN
+    listed = client(fake).request("GET", f"/repos/{REPO}/commits/{SHA}/check-runs").data
+    assert {r["app"]["slug"] for r in listed["check_runs"]} == {"github-actions", "someone-else"}
+    with pytest.raises(GitHubApiError) as caught:  # another app's check run is not ours
+        other_id = next(r["id"] for r in listed["check_runs"] if r["app"]["id"] == 99)
+        client(fake).request("PATCH", f"/repos/{REPO}/check-runs/{other_id}", {"status": "queued"})
+    assert caught.value.status == 403

@@ -19,7 +19,16 @@ It behaves as GitHub's REST documentation describes the parts that
   ``summary`` (each text at most 65,535 characters); ``output.annotations`` takes at
   most 50 per request (422 beyond) and each update appends to the run's annotations;
 - artifacts: listed newest first (``{"total_count", "artifacts"}``), and the zip is a
-  302 redirect to a storage URL that needs no token (an expired artifact is 410).
+  302 redirect to a storage URL that needs no token (an expired artifact is 410);
+- what the real one does when it is busy or strict: permission 403s "Resource not
+  accessible by integration" for a token lacking a permission (``permissions`` of an
+  identity), 5xx and 429 with ``Retry-After`` or a rate-limit 403 with
+  ``x-ratelimit-reset`` (:meth:`FakeGitHub.fail_next`), 422 "No commit found for SHA"
+  when ``commits`` is set and lacks the SHA, 409 for an artifact name uploaded twice in
+  a run without ``overwrite`` (:meth:`FakeGitHub.upload_artifact`), ``details_url``
+  ignored for the GitHub Actions app, and check runs of several apps on one commit;
+- the rest (workflow runs, runner groups, the App's JWT and installation tokens) lives
+  in ``fake_github_actions``.
 
 Every request is recorded (method, path, Authorization header, body).
 """
@@ -37,10 +46,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import fake_github_actions as actions
+
 INSTALLATION_TOKEN = "ghs_installationTOKEN0123456789"
 REPO = "octo/kakeya"  # the repository the tests publish to
 USER_TOKEN = "ghp_personalTOKEN0123456789"
 BOT = {"login": "github-actions[bot]", "id": 41898282, "type": "Bot"}
+ACTIONS_APP = {"id": 15368, "slug": "github-actions"}
+NOT_ACCESSIBLE = "Resource not accessible by integration"
 MAX_COMMENT_CHARS = 65_536
 MAX_OUTPUT_CHARS = 65_535
 MAX_ANNOTATIONS_PER_REQUEST = 50
@@ -69,10 +82,20 @@ class FakeGitHub:
 
     identities: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
-            INSTALLATION_TOKEN: {**BOT, "installation": True},
+            INSTALLATION_TOKEN: {**BOT, "installation": True, "app": ACTIONS_APP},
             USER_TOKEN: {"login": "maintainer", "id": 7, "type": "User", "installation": False},
         }
     )
+    heads: dict[int, str] = field(default_factory=dict)  # pull request -> head SHA
+    commits: set[str] = field(default_factory=set)  # when set, the only SHAs that exist
+    failures: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    uploads: dict[tuple[int, str], bytes] = field(default_factory=dict)  # (run, name) -> data
+    runs: dict[int, dict[str, Any]] = field(default_factory=dict)  # workflow runs by id
+    repo_info: dict[str, Any] = field(default_factory=dict)
+    repo_runners: list[dict[str, Any]] = field(default_factory=list)
+    runner_groups: list[dict[str, Any]] = field(default_factory=list)
+    approval_policy: str = "all_external_contributors"
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # app id -> app
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[int, list[str]] = field(default_factory=dict)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -98,14 +121,53 @@ class FakeGitHub:
         return comment
 
     def add_artifact(self, name: str, zip_bytes: bytes, **run: Any) -> dict[str, Any]:
-        """Store an artifact, newest first as GitHub lists them."""
+        """Store an artifact and its workflow run (``event`` push by default), newest first."""
         aid = next(self._ids)
         workflow_run = {"id": aid * 10, "repository_id": 1, "head_repository_id": 1, **run}
         expired = bool(workflow_run.pop("expired", False))
+        details = {k: workflow_run.pop(k) for k in ("event", "path") if k in workflow_run}
         item = {"id": aid, "name": name, "expired": expired, "workflow_run": workflow_run}
         self.artifacts.insert(0, item)
         self.zips[aid] = zip_bytes
+        self.runs.setdefault(
+            int(workflow_run["id"]),
+            {
+                **workflow_run,
+                "event": "push",
+                "path": ".github/workflows/integration.yaml",
+                "status": "completed",
+                "head_repository": {"id": workflow_run["head_repository_id"]},
+                "repository": {"id": workflow_run["repository_id"]},
+                **details,
+            },
+        )
         return item
+
+    def fail_next(
+        self, status: int, headers: dict[str, str] | None = None, message: str = "", count: int = 1
+    ) -> None:
+        """Answer the next ``count`` API requests with ``status`` (then behave again)."""
+        text = message or {502: "Bad Gateway", 503: "Service Unavailable"}.get(status, "boom")
+        self.failures.extend([(status, dict(headers or {}), text)] * count)
+
+    def upload_artifact(self, run_id: int, name: str, data: bytes, overwrite: bool) -> int:
+        """What upload-artifact v4+ meets: 409 for a name the run already has, unless
+        ``overwrite`` deletes the old one first. Returns the HTTP status."""
+        if (run_id, name) in self.uploads and not overwrite:
+            return 409
+        self.uploads[(run_id, name)] = data
+        return 201
+
+    def add_check_run(self, sha: str, app: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        """A check run another app (or an earlier publish) left on ``sha``."""
+        rid = next(self._ids)
+        run = {
+            "id": rid, "name": "Mac M4 evidence", "head_sha": sha, "status": "completed",
+            "conclusion": "success", "app": dict(app), "annotations": [], "output": {},
+            "external_id": "", "html_url": f"https://github.com/o/r/runs/{rid}", **fields,
+        }  # fmt: skip
+        self.check_runs[rid] = run
+        return run
 
     def annotations(self, run_id: int) -> list[dict[str, Any]]:
         """Every annotation the check run holds."""
@@ -143,17 +205,29 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/storage/"):
             _storage(self, state, url.path)
             return
+        if state.failures:
+            status, headers, message = state.failures.pop(0)
+            self.send_json(status, {"message": message}, headers)
+            return
         identity = self._identity(state, auth)
         if identity is None:
             return
         if state.fail_status:
             self.send_json(state.fail_status, {"message": "boom"})
             return
-        for pattern, handler in _ROUTES:
+        for pattern, needs, handler in _ROUTES:
             match = re.fullmatch(pattern, f"{method} {url.path}")
-            if match:
+            if not match:
+                continue
+            if identity.get("jwt") and needs != "jwt":
+                self.send_json(401, {"message": "A JSON web token cannot be used here"})
+            elif needs == "jwt" and not identity.get("jwt"):
+                self.send_json(401, {"message": "A JSON web token could not be decoded"})
+            elif not _granted(identity, needs):
+                self.send_json(403, {"message": NOT_ACCESSIBLE})
+            else:
                 handler(self, state, identity, query, body, *match.groups())
-                return
+            return
         self.send_json(404, {"message": "Not Found"})
 
     def _identity(self, state: FakeGitHub, auth: str | None) -> dict[str, Any] | None:
@@ -161,6 +235,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_json(401, {"message": "Requires authentication"})
             return None
         token = auth.removeprefix("Bearer ").removeprefix("token ")
+        if token.count(".") == 2:
+            identity, problem = actions.verify_jwt(state, token)
+            if identity is None:
+                self.send_json(401, {"message": problem})
+            return identity
         identity = state.identities.get(token)
         if identity is None:
             self.send_json(401, {"message": "Bad credentials"})
@@ -250,6 +329,13 @@ def _update_comment(h: _Handler, s: FakeGitHub, _me: dict, _q: dict, b: Any, _r:
 # ---------------------------------------------------------------- pull requests
 
 
+def _get_pull(h: _Handler, s: FakeGitHub, _me: dict, _q: dict, _b: Any, _repo: str, pr: str):
+    if int(pr) not in s.heads:
+        h.send_json(404, {"message": "Not Found"})
+        return
+    h.send_json(200, {"number": int(pr), "head": {"sha": s.heads[int(pr)]}, "state": "open"})
+
+
 def _list_files(h: _Handler, s: FakeGitHub, _me: dict, q: dict, _b: Any, repo: str, pr: str):
     names = s.files.get(int(pr), [])[:MAX_LISTED_PR_FILES]
     items = [{"filename": name, "status": "modified"} for name in names]
@@ -317,6 +403,8 @@ def _check_view(run: dict[str, Any]) -> dict[str, Any]:
 
 def _apply(run: dict[str, Any], body: dict[str, Any]) -> None:
     for key in ("name", "details_url", "external_id", "started_at", "completed_at", "status"):
+        if key == "details_url" and run["app"].get("slug") == ACTIONS_APP["slug"]:
+            continue  # GitHub ignores details_url for the GitHub Actions app
         if key in body:
             run[key] = body[key]
     if body.get("conclusion"):
@@ -327,19 +415,25 @@ def _apply(run: dict[str, Any], body: dict[str, Any]) -> None:
         run["output"] = output
 
 
-def _create_check(h: _Handler, s: FakeGitHub, _me: dict, _q: dict, b: Any, repo: str):
+def _create_check(h: _Handler, s: FakeGitHub, me: dict, _q: dict, b: Any, repo: str):
     problem = _check_problem(b, creating=True)
     if problem:
         h.validation_failed(problem)
         return
+    if s.commits and b["head_sha"] not in s.commits:
+        h.send_json(422, {"message": f"No commit found for SHA: {b['head_sha']}"})
+        return
     rid = next(s._ids)
     run = {
         "id": rid,
+        "name": b["name"],
         "head_sha": b["head_sha"],
         "status": "queued",
         "conclusion": None,
         "html_url": f"https://github.com/{repo}/runs/{rid}",
-        "app": {"slug": "github-actions"},
+        "details_url": f"https://github.com/{repo}/runs/{rid}",
+        "external_id": "",
+        "app": dict(me.get("app") or ACTIONS_APP),
         "annotations": [],
         "output": {},
     }
@@ -348,10 +442,23 @@ def _create_check(h: _Handler, s: FakeGitHub, _me: dict, _q: dict, b: Any, repo:
     h.send_json(201, _check_view(run))
 
 
-def _update_check(h: _Handler, s: FakeGitHub, _me: dict, _q: dict, b: Any, _r: str, rid: str):
+def _list_checks(h: _Handler, s: FakeGitHub, _me: dict, q: dict, _b: Any, repo: str, ref: str):
+    runs = [r for r in s.check_runs.values() if r["head_sha"] == ref]
+    if "check_name" in q:
+        runs = [r for r in runs if r["name"] == q["check_name"]]
+    if "app_id" in q:
+        runs = [r for r in runs if str(r["app"].get("id")) == q["app_id"]]
+    views = [_check_view(r) for r in sorted(runs, key=lambda r: -r["id"])]
+    h.send_page(views, q, f"/repos/{repo}/commits/{ref}/check-runs", wrap="check_runs")
+
+
+def _update_check(h: _Handler, s: FakeGitHub, me: dict, _q: dict, b: Any, _r: str, rid: str):
     run = s.check_runs.get(int(rid))
     if run is None:
         h.send_json(404, {"message": "Not Found"})
+        return
+    if run["app"].get("id") != (me.get("app") or ACTIONS_APP).get("id"):
+        h.send_json(403, {"message": "Invalid app_id: this check run belongs to another app"})
         return
     problem = _check_problem(b, creating=False)
     if problem:
@@ -397,17 +504,29 @@ def _storage(h: _Handler, s: FakeGitHub, path: str) -> None:
     h.wfile.write(data)
 
 
+def _granted(identity: dict[str, Any], needs: str) -> bool:
+    """Whether the token holds ``needs`` ("checks:write"); no ``permissions``: everything."""
+    if needs in {"", "jwt"} or identity.get("permissions") is None:
+        return True
+    scope, _, level = needs.partition(":")
+    held = identity["permissions"].get(scope)
+    return held == "write" or (held == "read" and level == "read")
+
+
 _REPO = r"([^/]+/[^/]+)"
 _ROUTES = [
-    (r"GET /user", _get_user),
-    (rf"GET /repos/{_REPO}/issues/(\d+)/comments", _list_comments),
-    (rf"POST /repos/{_REPO}/issues/(\d+)/comments", _create_comment),
-    (rf"PATCH /repos/{_REPO}/issues/comments/(\d+)", _update_comment),
-    (rf"GET /repos/{_REPO}/pulls/(\d+)/files", _list_files),
-    (rf"POST /repos/{_REPO}/check-runs", _create_check),
-    (rf"PATCH /repos/{_REPO}/check-runs/(\d+)", _update_check),
-    (rf"GET /repos/{_REPO}/actions/artifacts", _list_artifacts),
-    (rf"GET /repos/{_REPO}/actions/artifacts/(\d+)/zip", _artifact_zip),
+    (r"GET /user", "", _get_user),
+    (rf"GET /repos/{_REPO}/issues/(\d+)/comments", "pull_requests:read", _list_comments),
+    (rf"POST /repos/{_REPO}/issues/(\d+)/comments", "pull_requests:write", _create_comment),
+    (rf"PATCH /repos/{_REPO}/issues/comments/(\d+)", "pull_requests:write", _update_comment),
+    (rf"GET /repos/{_REPO}/pulls/(\d+)", "pull_requests:read", _get_pull),
+    (rf"GET /repos/{_REPO}/pulls/(\d+)/files", "pull_requests:read", _list_files),
+    (rf"POST /repos/{_REPO}/check-runs", "checks:write", _create_check),
+    (rf"PATCH /repos/{_REPO}/check-runs/(\d+)", "checks:write", _update_check),
+    (rf"GET /repos/{_REPO}/commits/([0-9a-f]+)/check-runs", "checks:read", _list_checks),
+    (rf"GET /repos/{_REPO}/actions/artifacts", "actions:read", _list_artifacts),
+    (rf"GET /repos/{_REPO}/actions/artifacts/(\d+)/zip", "actions:read", _artifact_zip),
+    *actions.ROUTES,
 ]
 
 

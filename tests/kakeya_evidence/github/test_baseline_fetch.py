@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from fake_github import REPO
 
-from kakeya_evidence.github.gate import MAIN_ARTIFACT
+from kakeya_evidence.github.gate import MAIN_ARTIFACT, PR_ARTIFACT
+
+MAIN_1 = f"{MAIN_ARTIFACT}-1"  # attempt 1 of a run on main
 
 
 def evidence_zip(exit_code: int, commit: str, name: str = "evidence.json") -> bytes:
@@ -26,18 +28,19 @@ def evidence_zip(exit_code: int, commit: str, name: str = "evidence.json") -> by
 def add_main_runs(fake, codes: list[int]) -> None:
     """One main run per exit code, oldest first (the fake lists them newest first)."""
     for i, code in enumerate(codes):
-        fake.add_artifact(MAIN_ARTIFACT, evidence_zip(code, f"c{i}"), head_branch="main")
+        fake.add_artifact(MAIN_1, evidence_zip(code, f"c{i}"), head_branch="main")
 
 
 def test_the_baseline_is_mains_newest_completed_evidence(fake, cli, tmp_path):
     add_main_runs(fake, [0, 1])
-    fake.add_artifact(MAIN_ARTIFACT, evidence_zip(2, "error-run"), head_branch="main")
-    fake.add_artifact(MAIN_ARTIFACT, evidence_zip(0, "expired"), head_branch="main", expired=True)
-    fake.add_artifact(
-        MAIN_ARTIFACT, evidence_zip(0, "fork"), head_branch="main", head_repository_id=99
-    )
-    fake.add_artifact(MAIN_ARTIFACT, evidence_zip(0, "feature"), head_branch="feature")
-    fake.add_artifact("evidence-mac-m4", evidence_zip(0, "a-pr"), head_branch="main")
+    fake.add_artifact(MAIN_1, evidence_zip(2, "error-run"), head_branch="main")
+    fake.add_artifact(MAIN_1, evidence_zip(0, "expired"), head_branch="main", expired=True)
+    fake.add_artifact(MAIN_1, evidence_zip(0, "fork"), head_branch="main", head_repository_id=99)
+    fake.add_artifact(MAIN_1, evidence_zip(0, "feature"), head_branch="feature")
+    fake.add_artifact(f"{PR_ARTIFACT}-1", evidence_zip(0, "a-pr"), head_branch="main")
+    # Same branch name, same artifact name, but not a push or schedule run of main:
+    for event in ("pull_request_target", "workflow_dispatch", "pull_request"):
+        fake.add_artifact(MAIN_1, evidence_zip(0, event), head_branch="main", event=event)
     out_file = tmp_path / "baseline" / "evidence.json"
     rc, out = cli(["fetch-baseline", "--repo", REPO, "--output", str(out_file)])
     assert rc == 0
@@ -56,11 +59,21 @@ def test_no_artifact_is_not_an_error_and_writes_nothing(fake, cli, tmp_path):
 
 def test_a_broken_artifact_is_skipped_for_an_older_good_one(fake, cli, tmp_path):
     add_main_runs(fake, [0])
-    fake.add_artifact(MAIN_ARTIFACT, b"not a zip", head_branch="main")
-    fake.add_artifact(MAIN_ARTIFACT, evidence_zip(0, "x", name="other.json"), head_branch="main")
+    fake.add_artifact(MAIN_1, b"not a zip", head_branch="main")
+    fake.add_artifact(MAIN_1, evidence_zip(0, "x", name="other.json"), head_branch="main")
     out_file = tmp_path / "evidence.json"
     assert cli(["fetch-baseline", "--repo", REPO, "--output", str(out_file)])[0] == 0
     assert json.loads(out_file.read_text())["provenance"]["commit"] == "c0"
+
+
+def test_a_scheduled_run_counts_and_its_latest_attempt_wins(fake, cli, tmp_path):
+    first = fake.add_artifact(MAIN_1, evidence_zip(0, "attempt-1"), head_branch="main")
+    run = first["workflow_run"]
+    fake.runs[run["id"]]["event"] = "schedule"
+    fake.add_artifact(f"{MAIN_ARTIFACT}-2", evidence_zip(1, "attempt-2"), **run)
+    out_file = tmp_path / "evidence.json"
+    assert cli(["fetch-baseline", "--repo", REPO, "--output", str(out_file)])[0] == 0
+    assert json.loads(out_file.read_text())["provenance"]["commit"] == "attempt-2"
 
 
 def test_history_keeps_the_last_ten_completed_main_runs(fake, cli, tmp_path):

@@ -15,7 +15,7 @@ from inference_engine.models import hf_cache
 from inference_engine.models.presets import SHAPED_MODEL_ID, TINY_MODEL_ID
 from inference_engine.models.prewarm import check_model, prewarm_model, run_prewarm
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def run_cli(hf_home: Path, *args: str) -> subprocess.CompletedProcess[str]:

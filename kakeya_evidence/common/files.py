@@ -1,15 +1,43 @@
-"""Stage files: each stage writes DIR/stages/<name>.json, so notebooks pass values through files."""
+"""The evidence directory and its stage files: each stage writes DIR/stages/<name>.json, so
+notebooks pass values through files."""
 
 from __future__ import annotations
 
 import json
 import os
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STAGES", "read_stage", "stage_path", "write_stage"]
+from kakeya_evidence.errors import OutputDirError
+
+__all__ = [
+    "STAGES",
+    "check_output_dir",
+    "package_version",
+    "read_stage",
+    "stage_path",
+    "write_stage",
+]
 
 STAGES = ("host_check", "cache_prewarm", "integration_suite", "results_report")
+
+
+def check_output_dir(output: str | Path) -> Path:
+    """Create the output directory and prove it is writable.
+
+    Raises:
+        OutputDirError: It cannot be created or written.
+    """
+    path = Path(output).resolve()
+    probe = path / ".write-probe"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok", encoding="utf-8")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputDirError(f"output directory {path} is not writable: {exc}") from exc
+    return path
 
 
 def stage_path(output_dir: Path | str, name: str) -> Path:
@@ -44,3 +72,11 @@ def read_stage(output_dir: Path | str, name: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def package_version(name: str) -> str | None:
+    """Return an installed distribution's version, or None when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,4 +1,5 @@
-"""Text from tests is made safe once: valid UTF-8, no ANSI, controls shown, ends kept."""
+"""Text from tests is made safe once: valid UTF-8, no ANSI, controls shown, ends kept;
+files are written whatever they hold."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import os
 
 import pytest
 
-from kakeya_evidence.stages.textsafe import CUT_MARK, clip_end, first_line, safe_text
+from kakeya_evidence.common.text import (
+    CUT_MARK,
+    clip_end,
+    first_line,
+    safe_data,
+    safe_text,
+    write_text_file,
+)
 
 
 def test_a_lone_surrogate_becomes_the_replacement_character_and_encodes():
@@ -71,3 +79,33 @@ def test_clipping_clipped_text_adds_to_its_count():
 def test_short_text_is_untouched_and_first_line_skips_blanks():
     assert clip_end("short", 100) == "short"
     assert first_line("\n  \n  the line  \nmore") == "the line"
+
+
+SURROGATE = os.fsdecode(b"report-\xff.txt")  # a lone surrogate, as odd file names give
+
+
+def test_safe_text_replaces_surrogates_and_shows_control_characters():
+    text = safe_text(f"{SURROGATE} a\x00b\x07c\x1b[31mred\x1b[0m\r\nnext\tend")
+    assert "\ud8ff" not in text and "\ufffd" in text
+    assert "\\x00" in text and "\\x07" in text
+    assert "\x1b" not in text and "red" in text and "[31m" not in text
+    assert text.endswith("\nnext\tend")
+    text.encode("utf-8")  # would raise on a surrogate
+
+
+def test_clean_text_is_returned_unchanged():
+    text = "plain ✓ text\nwith\ttabs"
+    assert safe_text(text) is text
+
+
+def test_safe_data_reaches_nested_strings_and_keys():
+    data = safe_data({"a\x00": [SURROGATE, {"b": "\x1b[1mx"}], "n": 3})
+    assert data == {"a\\x00": ["report-\ufffd.txt", {"b": "x"}], "n": 3}
+
+
+@pytest.mark.parametrize("content", [SURROGATE, "\x00\x01", "\udc80" * 10, "é" * 5])
+def test_writing_never_fails_on_content(tmp_path, content):
+    path = write_text_file(tmp_path / "f.txt", f"before {content} after")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("before ") and text.endswith(" after")
+    assert not list(tmp_path.glob(".*.tmp"))

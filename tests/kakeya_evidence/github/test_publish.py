@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from fake_github import BOT, REPO, USER_TOKEN, FakeGitHub
 from markdown_it import MarkdownIt
 
 from kakeya_evidence.github.comment import DEFAULT_BOT_LOGIN, MAX_COMMENT_CHARS
+from kakeya_evidence.github.publish import FALLBACK_WARNING
 from kakeya_evidence.github.render import MARKER
 
 SHA = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
@@ -57,12 +60,61 @@ def evidence(tests: list[dict], exit_code: int | None = None, **extra: Any) -> d
     return {**data, **extra}
 
 
-def write(tmp_path: Path, data: dict[str, Any] | None) -> Path:
+def write(tmp_path: Path, data: dict[str, Any] | None, raw: bool = True) -> Path:
+    """The evidence directory: evidence.json and, as the pipeline leaves them, the raw
+    files publish rechecks it against (the first run's record, a re-run's, junit.xml)."""
     directory = tmp_path / "artifact"
     directory.mkdir(exist_ok=True)
     if data is not None:
         (directory / "evidence.json").write_text(json.dumps(data), encoding="utf-8")
+        if raw:
+            write_raw(directory, data["tests"])
     return directory
+
+
+def write_raw(directory: Path, rows: list[dict[str, Any]], finished: bool = True) -> None:
+    first = {"failed": "failed", "error": "error", "flaky": "failed"}
+    run0 = [(r["nodeid"], first.get(r["outcome"], r["outcome"])) for r in rows]
+    write_record(directory / "pytest" / "run0", run0, finished)
+    reruns = [(r["nodeid"], "passed") for r in rows if r["outcome"] == "flaky"]
+    reruns += [
+        (r["nodeid"], r["outcome"])
+        for r in rows
+        if r["outcome"] in first and r["outcome"] != "flaky"
+    ]
+    if reruns:
+        write_record(directory / "pytest" / "rerun1", reruns, True)
+    suite = ET.Element("testsuite", name="pytest")
+    for nodeid, outcome in run0:
+        case = ET.SubElement(suite, "testcase", classname=nodeid.split("::")[0], name=nodeid)
+        if outcome in ("failed", "error"):
+            ET.SubElement(case, "failure" if outcome == "failed" else "error", message="x")
+    ET.ElementTree(suite).write(directory / "junit.xml", encoding="utf-8")
+
+
+def write_record(run_dir: Path, results: list[tuple[str, str]], finished: bool) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    events = [{"event": "session_started", "rootdir": "/w", "t": 1.0}]
+    events.append({"event": "collected", "nodeids": [n for n, _ in results]})
+    for nodeid, outcome in results:
+        when = "setup" if outcome == "error" else "call"
+        events.append({"event": "report", "nodeid": nodeid, "when": when, "category": outcome})
+    if finished:
+        events.append({"event": "session_finished", "exitstatus": 0, "t": 2.0})
+    data = "".join(json.dumps(e) + "\n" for e in events).encode()
+    (run_dir / "record.jsonl.gz").write_bytes(gzip.compress(data))
+
+
+def title(run: dict[str, Any]) -> str:
+    """The check's title without the GITHUB_TOKEN warning (these tests have no App)."""
+    text = run["output"]["title"]
+    assert text.startswith(FALLBACK_WARNING)
+    return text.removeprefix(FALLBACK_WARNING)
+
+
+@pytest.fixture(autouse=True)
+def head_of_the_pr(fake: FakeGitHub) -> None:
+    fake.heads[7] = SHA  # the tested commit is the pull request's head
 
 
 def publish_argv(directory: Path, sha: str = SHA, *extra: str) -> list[str]:
@@ -90,9 +142,10 @@ def test_passing_evidence_is_a_successful_check_on_the_commit(fake, cli, tmp_pat
     assert rc == 0, out
     assert (run["name"], run["head_sha"]) == ("Mac M4 evidence", SHA)
     assert (run["status"], run["conclusion"]) == ("completed", "success")
-    assert run["details_url"] == REPORT_URL
-    assert REPORT_URL in run["output"]["summary"]
-    assert run["output"]["title"].startswith("passed")
+    # GitHub ignores details_url for GITHUB_TOKEN's app: the summary carries both links.
+    assert run["details_url"] != REPORT_URL
+    assert REPORT_URL in run["output"]["summary"] and RUN_URL in run["output"]["summary"]
+    assert title(run).startswith("passed")
 
 
 def test_every_failing_test_is_annotated_in_batches_of_50(fake, cli, tmp_path):
@@ -100,7 +153,7 @@ def test_every_failing_test_is_annotated_in_batches_of_50(fake, cli, tmp_path):
     rows.append({"nodeid": "tests/integration/test_x.py::test_old", "outcome": "error"})
     rc, _ = cli(publish_argv(write(tmp_path, evidence(rows))))
     run = only_check_run(fake)
-    checks = [r for r in fake.requests if "/check-runs" in r.path]
+    checks = [r for r in fake.requests if "/check-runs" in r.path and r.method != "GET"]
     sizes = [len((r.body.get("output") or {}).get("annotations") or []) for r in checks]
     assert rc == 0
     assert run["conclusion"] == "failure"
@@ -131,7 +184,7 @@ def test_a_failing_gate_fails_the_check(fake, cli, tmp_path):
     cli(publish_argv(write(tmp_path, data)))
     run = only_check_run(fake)
     assert run["conclusion"] == "failure"
-    assert "gate" in run["output"]["title"]
+    assert "gate" in title(run)
     assert "max_suite_s" in bot_comments(fake)[0]["body"]
 
 
@@ -140,7 +193,7 @@ def test_a_stage_error_fails_the_check_naming_the_stage(fake, cli, tmp_path):
     cli(publish_argv(write(tmp_path, evidence([], exit_code=2, stages=stages))))
     run = only_check_run(fake)
     assert run["conclusion"] == "failure"
-    assert run["output"]["title"] == "error: stage cache_prewarm failed"
+    assert title(run) == "error: stage cache_prewarm failed"
 
 
 def test_no_evidence_is_a_failure_naming_the_failed_step(fake, cli, tmp_path):
@@ -151,7 +204,7 @@ def test_no_evidence_is_a_failure_naming_the_failed_step(fake, cli, tmp_path):
     body = bot_comments(fake)[0]["body"]
     assert rc == 0
     assert run["conclusion"] == "failure"
-    assert run["output"]["title"] == "no evidence: step host-check failure"
+    assert title(run) == "no evidence: step host-check failure"
     assert "NO EVIDENCE" in body and SHA[:7] in body and RUN_URL in body
 
 
@@ -160,16 +213,16 @@ def test_evidence_of_another_commit_is_no_evidence(fake, cli, tmp_path):
     cli(publish_argv(write(tmp_path, data)))
     run = only_check_run(fake)
     assert run["conclusion"] == "failure"
-    assert "not this one" in run["output"]["title"]
+    assert "not this one" in title(run)
 
 
 def test_unreadable_evidence_is_no_evidence(fake, cli, tmp_path):
     directory = write(tmp_path, None)
     (directory / "evidence.json").write_bytes(b"\xff{not json")
-    cli(publish_argv(directory, SHA, "--job-result", "cancelled"))
+    cli(publish_argv(directory, SHA, "--job-result", "failure"))
     run = only_check_run(fake)
     assert run["conclusion"] == "failure"
-    assert run["output"]["title"] == "no evidence: the Mac job ended cancelled"
+    assert title(run) == "no evidence: the Mac job ended failure"
 
 
 def test_not_run_posts_its_conclusion_and_no_comment(fake, cli, tmp_path):
@@ -178,7 +231,7 @@ def test_not_run_posts_its_conclusion_and_no_comment(fake, cli, tmp_path):
     run = only_check_run(fake)
     assert rc == 0
     assert run["conclusion"] == "action_required"
-    assert run["output"]["title"] == "not run: fork PR from x/y"
+    assert title(run) == "not run: fork PR from x/y"
     assert fake.comments == {}
 
 
@@ -190,7 +243,8 @@ def test_a_stale_verdict_never_stands_for_a_new_head(fake, cli, tmp_path):
     cli(publish_argv(write(tmp_path, evidence([test_row(1, "passed")]))))
     assert "PASSED" in bot_comments(fake)[0]["body"]
     (tmp_path / "artifact" / "evidence.json").unlink()
-    rc, _ = cli(publish_argv(tmp_path / "artifact", NEXT_SHA, "--job-result", "cancelled"))
+    fake.heads[7] = NEXT_SHA
+    rc, _ = cli(publish_argv(tmp_path / "artifact", NEXT_SHA, "--job-result", "failure"))
     (comment,) = bot_comments(fake)
     assert rc == 0
     assert "PASSED" not in comment["body"]

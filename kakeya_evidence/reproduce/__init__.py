@@ -1,0 +1,1 @@
+"""Reproduce an evidence run: locked environments and ``kakeya-evidence reproduce``."""
