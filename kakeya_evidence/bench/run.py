@@ -31,6 +31,8 @@ from typing import Any
 
 from inference_engine.cli_args import add_config_args
 from inference_engine.cli_args import config_from_args as build_config
+from kakeya_evidence.bench.peers import LLAMA_CPP, PEER_NAMES
+from kakeya_evidence.bench.peers.gguf_convert import GGUF_TYPES
 from kakeya_evidence.bench.runs import measure_interleaved as runs_interleaved
 from kakeya_evidence.bench.runs import random_tokens
 from kakeya_evidence.bench.stats import (
@@ -58,6 +60,10 @@ def _int_list(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of counts: {text!r}") from exc
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,36 @@ class BenchConfig:
             "type": _int_list,
         },
     )
+    sweep_max_tokens: int = field(
+        default=0,
+        metadata={"help": "tokens each session generates in the concurrency sweep (0: G)"},
+    )
+    peer: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "peer engines measured beside the runtime: llama.cpp (extra peer-llama)",
+            "type": _name_list,
+        },
+    )
+    peer_types: tuple[str, ...] = field(
+        default=tuple(GGUF_TYPES),
+        metadata={
+            "help": "GGUF types of the llama.cpp peer, e.g. BF16,F16,Q8_0",
+            "type": _name_list,
+        },
+    )
+    peer_threads: int = field(default=2, metadata={"help": "threads of each peer engine"})
+    peer_python: str = field(
+        default="", metadata={"help": "interpreter that has llama_cpp (default: this one)"}
+    )
+    peer_sdist: str = field(
+        default="",
+        metadata={"help": "llama-cpp-python sdist whose converter makes the GGUF files"},
+    )
+    peer_cache: str = field(
+        default="",
+        metadata={"help": "converter and GGUF cache (default: ~/.cache/kakeya/peers)"},
+    )
 
     @property
     def lanes(self) -> int:
@@ -134,6 +170,11 @@ def validate_config(config: BenchConfig) -> BenchConfig:
         value = getattr(config, name)
         if value < bound:
             raise ParameterError(f"{name} must be >= {bound}, got {value}", stage="bench")
+    if config.sweep_max_tokens and not 3 <= config.sweep_max_tokens <= 4096:
+        raise ParameterError(
+            f"sweep_max_tokens must be 0 or in [3, 4096], got {config.sweep_max_tokens}",
+            stage="bench",
+        )
     if config.max_tokens > 4096:
         raise ParameterError(f"max_tokens must be <= 4096, got {config.max_tokens}", stage="bench")
     if any(not 1 <= n <= MAX_CONCURRENCY for n in config.concurrency):
@@ -141,7 +182,25 @@ def validate_config(config: BenchConfig) -> BenchConfig:
             f"concurrency values must be in [1, {MAX_CONCURRENCY}], got {config.concurrency}",
             stage="bench",
         )
+    _validate_peers(config)
     return config
+
+
+def _validate_peers(config: BenchConfig) -> None:
+    for name, given, allowed in (
+        ("peer", config.peer, PEER_NAMES),
+        ("peer_types", config.peer_types, tuple(GGUF_TYPES)),
+    ):
+        unknown = [value for value in given if value not in allowed]
+        if unknown:
+            raise ParameterError(
+                f"{name} must be among {', '.join(allowed)}, got {', '.join(unknown)}",
+                stage="bench",
+            )
+    if config.peer and not config.peer_types:
+        raise ParameterError("peer_types must name at least one GGUF type", stage="bench")
+    if config.peer_threads < 1:
+        raise ParameterError(f"peer_threads must be >= 1, got {config.peer_threads}", stage="bench")
 
 
 # -- command line -----------------------------------------------------------------------
@@ -206,13 +265,19 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     turns = [
         random_tokens(rng, config.append_tokens, loaded.vocab_size) for _ in range(config.turns)
     ]
-    with _engines(loaded, config) as engines, _client(engines["runtime"], config) as client:
-        samples = _measure_decode(loaded, engines, client, prompt, config)
+    with (
+        _peers(loaded, config) as peers,
+        _engines(loaded, config) as engines,
+        _client(engines["runtime"], config) as client,
+    ):
+        samples = _measure_decode(loaded, engines, client, prompt, config, peers)
+        for peer in peers:  # the conversion check: logits after the prompt, against HF's
+            peer.compare_logits(loaded.model, prompt)
         traces = [
             _measure_session(engines["runtime"], turns, config, r)
             for r in range(config.session_repeats)
         ]
-        rows = _measure_concurrency(loaded, engines["runtime"], client, rng, config)
+        rows = _measure_concurrency(loaded, engines["runtime"], client, rng, config, peers)
         interleave = _measure_interleave(engines["runtime"], prompt, rng, config)
         padded = engines["runtime"].coordinator.lanes is not None
     meta = _meta(loaded, config, time.perf_counter() - started)
@@ -227,6 +292,10 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     bench["prefill_interleave"] = interleave
     bench["decode_lanes"] = {"max_concurrent": config.lanes, "padded": padded}
     bench["goals"].update(concurrency_goals(rows, bench["ratios"]["runtime_over_hf_loop"]))
+    for peer in peers:
+        section = peer.section(samples, rows)
+        bench.setdefault("peers", {})[LLAMA_CPP] = section
+        bench["goals"].update(peer.goals(section, rows))
     return bench
 
 
@@ -272,6 +341,35 @@ def _engines(loaded: Any, config: BenchConfig) -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
+def _peers(loaded: Any, config: BenchConfig) -> Iterator[list[Any]]:
+    """The requested peers, started (converted, workers up) or marked with why not."""
+    from kakeya_evidence.bench.peers.llamacpp import LlamaCppConfig, LlamaCppPeer
+
+    peers = []
+    if LLAMA_CPP in config.peer:
+        settings = LlamaCppConfig(
+            gguf_types=config.peer_types,
+            threads=config.peer_threads,
+            python=config.peer_python,
+            sdist=config.peer_sdist,
+            cache_dir=config.peer_cache,
+        )
+        n_ctx = config.prompt_tokens + config.max_tokens + 8
+        peer = LlamaCppPeer(
+            settings, loaded.model_id, loaded.revision or "", n_ctx, lambda x: _progress(config, x)
+        )
+        peers.append(peer)
+    try:
+        for peer in peers:
+            peer.start()
+            _progress(config, f"peer {LLAMA_CPP}: {peer.status} {peer.reason}".rstrip())
+        yield peers
+    finally:
+        for peer in peers:
+            peer.close()
+
+
+@contextlib.contextmanager
 def _client(engine: Any, config: BenchConfig) -> Iterator[Any]:
     if not config.sdk:
         yield None
@@ -283,7 +381,12 @@ def _client(engine: Any, config: BenchConfig) -> Iterator[Any]:
 
 
 def _measure_decode(
-    loaded: Any, engines: dict[str, Any], client: Any, prompt: list[int], config: BenchConfig
+    loaded: Any,
+    engines: dict[str, Any],
+    client: Any,
+    prompt: list[int],
+    config: BenchConfig,
+    peers: list[Any],
 ) -> dict[str, list[DecodeSample]]:
     from kakeya_evidence.bench import runs
 
@@ -299,6 +402,8 @@ def _measure_decode(
             variants["sdk_grpc_per_token"] = lambda: client.decode(prompt, g, batch_tokens=False)
     variants["hf_loop"] = lambda: runs.measure_hf_loop(loaded.model, prompt, g)
     variants["hf_generate"] = lambda: runs.measure_hf_generate(loaded.model, prompt, g)
+    for peer in peers:
+        variants.update(peer.decode_variants(prompt, g))
     _progress(config, f"decode: {len(variants)} variants, {config.repeats} repeats, G={g}")
     return runs.measure_interleaved(
         variants,
@@ -309,32 +414,47 @@ def _measure_decode(
 
 
 def _measure_concurrency(
-    loaded: Any, engine: Any, client: Any, rng: random.Random, config: BenchConfig
+    loaded: Any,
+    engine: Any,
+    client: Any,
+    rng: random.Random,
+    config: BenchConfig,
+    peers: list[Any],
 ) -> list[dict[str, Any]]:
-    """Per n: the runtime, the SDK and HF's batched generate, interleaved over repeats."""
+    """Per n: the runtime, the SDK, HF's batched generate and the peers, interleaved."""
     rows = []
     for n in config.concurrency:
         prompts = [random_tokens(rng, config.prompt_tokens, loaded.vocab_size) for _ in range(n)]
-        rows.append(_sweep_point(loaded, engine, client, prompts, config))
+        rows.append(_sweep_point(loaded, engine, client, prompts, config, peers))
         _progress(config, "  " + _row_text(rows[-1]))
     return rows
 
 
 def _sweep_point(
-    loaded: Any, engine: Any, client: Any, prompts: list[list[int]], config: BenchConfig
+    loaded: Any,
+    engine: Any,
+    client: Any,
+    prompts: list[list[int]],
+    config: BenchConfig,
+    peers: list[Any],
 ) -> dict[str, Any]:
     from kakeya_evidence.bench import concurrency as sweep
+    from kakeya_evidence.bench.peers.llamacpp import add_peer_rates
 
-    g = config.max_tokens
+    g = config.sweep_max_tokens or config.max_tokens
     variants = {"runtime": lambda: sweep.measure_runtime_batch(engine, prompts, g)}
     if client is not None:
         variants["sdk_grpc"] = lambda: client.batch(prompts, g)
         if config.sdk_compare:
             variants["sdk_grpc_per_token"] = lambda: client.batch(prompts, g, batch_tokens=False)
     variants["hf_generate"] = lambda: sweep.measure_hf_generate_batch(loaded.model, prompts, g)
+    for peer in peers:
+        variants.update(peer.sweep_variants(prompts, g))
     _progress(config, f"concurrency n={len(prompts)}: {len(variants)} variants")
     samples = runs_interleaved(variants, config.repeats, warmup=0)
-    return concurrency_row(len(prompts), samples)
+    row = concurrency_row(len(prompts), samples)
+    add_peer_rates(row, samples)
+    return row
 
 
 def _measure_interleave(
@@ -351,7 +471,9 @@ def _measure_interleave(
 
 def _row_text(row: dict[str, Any]) -> str:
     cells = [f"n={row['n']}"]
-    for key in ("runtime_tok_s", "sdk_grpc_tok_s", "sdk_grpc_per_token_tok_s", "hf_generate_tok_s"):
+    keys = ["runtime_tok_s", "sdk_grpc_tok_s", "sdk_grpc_per_token_tok_s", "hf_generate_tok_s"]
+    keys += sorted(k for k in row if k.startswith("llama_cpp_"))
+    for key in keys:
         if row.get(key) is not None:
             cells.append(f"{key[:-6]} {row[key]:.1f} tok/s")
     if row.get("itl_p50_s") is not None:
@@ -451,10 +573,22 @@ def format_summary(bench: dict[str, Any]) -> str:
         lines.append(f"  turn last/first {name:<16} {_fmt(value)}")
     for row in bench.get("concurrency") or []:
         lines.append("  concurrency " + _row_text(row))
+    for name, peer in (bench.get("peers") or {}).items():
+        for gguf_type, variant in peer["variants"].items():
+            lines.append(f"  peer {name} {gguf_type:<5} {_peer_text(variant)}")
     for name, goal in bench["goals"].items():
         verdict = {True: "met", False: "NOT met", None: "n/a"}[goal["met"]]
         lines.append(f"  goal {name:<26} {_fmt(goal['value'])} ({goal['target']}): {verdict}")
     return "\n".join(lines)
+
+
+def _peer_text(variant: dict[str, Any]) -> str:
+    if variant["status"] != "ok":
+        return f"{variant['status']}: {variant['reason']}"
+    return (
+        f"runtime/peer {_fmt(variant['runtime_over_peer'])}, greedy tokens equal to HF's: "
+        f"{variant['tokens_matching_hf_generate']}/{variant['tokens_compared']}"
+    )
 
 
 def _fmt(value: Any) -> str:

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from kakeya_evidence.common.schema import FAILING, OUTPUT_FIELDS, Outcome, TestRow
 from kakeya_evidence.report.appendix import NotebookHtml
 from kakeya_evidence.report.budget import fit_outputs
+from kakeya_evidence.report.peers import peer_table
 from kakeya_evidence.report.summary import model_line
 from kakeya_evidence.report.units import format_fact, format_number, human_bytes, to_ms
 
@@ -159,6 +160,7 @@ def render_html(
             change_labels=CHANGE_LABELS,
             perf=evidence.get("perf"),
             perf_rows=_perf_rows(evidence.get("perf") or {}),
+            peers=peer_table(evidence.get("perf") or {}),
             perf_images=PERF_IMAGES,
             images=images,
             notebooks=notebooks,

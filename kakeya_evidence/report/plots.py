@@ -264,7 +264,7 @@ def plot_concurrency(perf: dict[str, Any]) -> Figure:
     ns = [int(row.get("n") or 0) for row in rows]
     figure = _figure(figsize=(10, 3.5))
     rate, latency = figure.subplots(1, 2)
-    for key, label in CONCURRENCY_SERIES:
+    for key, label in (*CONCURRENCY_SERIES, *_peer_series(rows)):
         _trend_line(rate, ns, [row.get(key) for row in rows], label, 1.0)
     for key, label in LATENCY_SERIES:
         _trend_line(latency, ns, [row.get(key) for row in rows], label, 1000.0)
@@ -276,6 +276,15 @@ def plot_concurrency(perf: dict[str, Any]) -> Figure:
         axes.legend(fontsize="small")
     figure.suptitle("Continuous batching: throughput and latency against n")
     return figure
+
+
+def _peer_series(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The peers' aggregate rates in the sweep rows (``llama_cpp_bf16_tok_s``: llama.cpp BF16)."""
+    keys = sorted({k for row in rows for k in row if k.startswith("llama_cpp_")})
+    return [
+        (k, "llama.cpp " + k.removeprefix("llama_cpp_").removesuffix("_tok_s").upper())
+        for k in keys
+    ]
 
 
 def _figure(figsize: tuple[float, float]) -> Figure:
