@@ -70,8 +70,8 @@ _SDIST_NAME = re.compile(r"llama_cpp_python-(\d[\w.+-]*)\.tar\.gz$")
 _CHKTXT_PREFIX = "\n \n\n \n\n\n \t"
 _LOG_TAIL_CHARS = 2000
 
-# chkhsh -> llama.cpp pre-tokenizer. The embedded presets' tokenizer (kakeya/tiny-qwen3 and
-# kakeya/qwen3-0.6b-shaped share it): Split on Qwen2's regex, then byte-level BPE, so qwen2.
+# chkhsh -> llama.cpp pre-tokenizer. The embedded presets' tokenizer (both presets share
+# it): Split on Qwen2's regex, then byte-level BPE, so qwen2.
 # A change to the project's tokenizer changes its hash: tests/.../test_gguf_convert.py
 # hashes the cached tokenizer and fails until the new hash is listed here.
 KNOWN_PRE_TOKENIZERS = {
