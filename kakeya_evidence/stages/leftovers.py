@@ -67,6 +67,10 @@ class ProcessWatch:
     def __init__(self, root_pid: int, started_t: float | None = None) -> None:
         self._root_pid = root_pid
         self._started_t = time.time() if started_t is None else started_t
+        # psutil's create times carry the kernel's boot-time rounding (up to a second): an
+        # orphan is compared with the root's create time, read on the same clock
+        with contextlib.suppress(*_UNREADABLE):
+            self._started_t = min(self._started_t, psutil.Process(root_pid).create_time())
         self._seen: dict[int, psutil.Process] = {}
         self._subreaper = become_subreaper()
 

@@ -26,7 +26,7 @@ from kakeya_evidence.common.schema import Outcome, Phase, TestRow
 from kakeya_evidence.common.text import clip_end, safe_text
 from kakeya_evidence.stages import pytest_plugin
 from kakeya_evidence.stages.capped_log import CappedLog
-from kakeya_evidence.stages.leftovers import Leftover, ProcessWatch
+from kakeya_evidence.stages.leftovers import Leftover, ProcessWatch, become_subreaper
 from kakeya_evidence.stages.record import Record, parse_record
 from kakeya_evidence.stages.redact import redact_files, redact_text, secret_values
 from kakeya_evidence.stages.results import fold_record, not_run
@@ -110,6 +110,9 @@ def run_pytest(job: PytestJob, work: Path) -> PytestRun:
     command = _command(job, junit)
     log = CappedLog(work / "log.txt.gz")
     started, started_t = time.monotonic(), time.time()
+    # before pytest starts: a test's child that exits at once must find its orphans
+    # re-parented here, not to init (ProcessWatch keeps the setting and clears it at reap)
+    subreaper = become_subreaper()
     try:
         proc = subprocess.Popen(
             command,
@@ -121,6 +124,8 @@ def run_pytest(job: PytestJob, work: Path) -> PytestRun:
             start_new_session=True,
         )
     except OSError as exc:
+        if subreaper:
+            become_subreaper(False)
         log.close()
         reason = f"could not start pytest: {exc}"
         return PytestRun(None, [], [], "failed", reason, 0.0, command, str(job.cwd))
